@@ -1,0 +1,53 @@
+"""`python -m spacy_bert_ner ...`: the commands that project.yml runs.
+
+Each command catches the package's own input errors and prints them as one line, so a bad
+CoNLL line or a missing model never ends in a traceback.
+"""
+
+from pathlib import Path
+
+import typer
+from wasabi import msg
+
+from .errors import BertNERError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@app.command()
+def convert(
+    input_path: Path = typer.Argument(..., help="CoNLL file (2003, 2002 or 2-column style)"),
+    output_dir: Path = typer.Argument(..., help="Directory for the .spacy DocBin"),
+    scheme: str = typer.Option(None, "--scheme", help="IOB1 or IOB2; detected when omitted"),
+    n_sents: int = typer.Option(
+        10, "--n-sents", "-n", help="Sentences per doc for files without -DOCSTART- lines"
+    ),
+    lang: str = typer.Option("en", "--lang", help="Language of the blank vocab"),
+) -> None:
+    """Convert a CoNLL NER file to a .spacy DocBin, one doc per -DOCSTART- document."""
+    from .conll import convert_file
+
+    try:
+        convert_file(input_path, output_dir, scheme=scheme, n_sents=n_sents, lang=lang)
+    except BertNERError as err:
+        msg.fail(str(err), exits=1)
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    data_path: Path = typer.Argument(..., help=".spacy DocBin or CoNLL file with gold entities"),
+    output: Path = typer.Option(None, "--output", "-o", help="Metrics JSON to write"),
+    plot: Path = typer.Option(None, "--plot", help="PNG with per-type scores and confusions"),
+    errors_html: Path = typer.Option(None, "--errors-html", help="displaCy page of errors"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    """Predict on gold data and report seqeval scores (conlleval and strict IOB2)."""
+    from .evaluation import evaluate_pipeline
+
+    try:
+        evaluate_pipeline(
+            model, data_path, output=output, plot=plot, errors_html=errors_html, gpu_id=gpu_id
+        )
+    except BertNERError as err:
+        msg.fail(str(err), exits=1)

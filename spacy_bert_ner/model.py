@@ -1,0 +1,346 @@
+"""The thinc model: docs in, one row of token-classifier logits per spaCy token out.
+
+The Hugging Face model runs inside thinc's `PyTorchWrapper`, so `spacy train`'s optimizer,
+learning-rate schedule, gradient clipping, `--gpu-id` and mixed precision apply to it exactly as
+to any spaCy layer. The torch module is attached lazily: a pipeline built from a config names a
+hub model or directory, but `spacy.load` fills the weights from the pipeline's own directory, so
+nothing is fetched until a model is really needed (and never when loading a saved pipeline).
+"""
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import (
+    ArgsKwargs,
+    Model,
+    PyTorchGradScaler,
+    PyTorchWrapper_v2,
+    get_torch_default_device,
+    torch2xp,
+)
+from thinc.types import Floats2d
+from transformers import (
+    AutoConfig,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
+)
+
+from .errors import ModelLoadError
+from .windows import WindowBatch, make_windows
+
+#: Logit given to the "O" tag of tokens without a wordpiece; every other tag gets `-NO_PIECE`.
+NO_PIECE_LOGIT = 1e4
+
+
+@registry.architectures("spacy_bert_ner.TokenClassifier.v1")
+def build_token_classifier(
+    name: str,
+    max_length: int | None = None,
+    stride: int | None = None,
+    window_batch_size: int = 32,
+    mixed_precision: bool = True,
+    grad_scaler_config: dict[str, Any] | None = None,
+) -> Model[list[Doc], list[Floats2d]]:
+    """A Hugging Face `*ForTokenClassification` model over strided wordpiece windows.
+
+    name: hub name or local directory of a token classifier, or of a base encoder that
+        `initialize` gives a new head.
+    max_length: window size in wordpieces, special tokens included; None takes the model's limit.
+    stride: wordpieces shared by consecutive windows (Hugging Face's meaning of "stride");
+        None shares a quarter of the window.
+    window_batch_size: windows per forward pass; bounds memory whatever the doc length.
+    mixed_precision: autocast on GPU (ignored on CPU); the gradient scaler follows
+        `grad_scaler_config` (thinc's `PyTorchGradScaler` arguments).
+    """
+    return Model(
+        "bert_token_classifier",
+        forward,
+        init=init,
+        attrs={
+            "name": name,
+            "max_length": max_length,
+            "stride": stride,
+            "window_batch_size": window_batch_size,
+            "mixed_precision": mixed_precision,
+            "grad_scaler_config": dict(grad_scaler_config or {}),
+            "tokenizer": None,
+            "labels_for_head": None,
+        },
+    )
+
+
+def init(model: Model, X: Any = None, Y: Any = None) -> None:
+    """Load the named model, giving it a head for `labels_for_head` when that is set."""
+    if not has_transformer(model):
+        hf_model, tokenizer = load_pretrained(model.attrs["name"], model.attrs["labels_for_head"])
+        set_transformer(model, hf_model, tokenizer)
+    elif model.attrs["labels_for_head"] is not None:
+        resize_head(get_hf_model(model), model.attrs["labels_for_head"])
+
+
+def forward(
+    model: Model, docs: list[Doc], is_train: bool
+) -> tuple[list[Floats2d], Callable[[list[Floats2d]], list[Doc]]]:
+    """Run every window chunk of the batch and gather one logit row per token."""
+    if not has_transformer(model):
+        model.initialize()
+    transformer = model.layers[0]
+    hf_model = get_hf_model(model)
+    batch = make_windows(
+        docs,
+        model.attrs["tokenizer"],
+        max_length=window_length(model),
+        stride=model.attrs["stride"],
+        window_batch_size=model.attrs["window_batch_size"],
+    )
+    outside = outside_id(hf_model.config)
+    device = get_torch_default_device()
+    table = torch.full(
+        (batch.n_tokens, hf_model.config.num_labels), -NO_PIECE_LOGIT, device=device
+    )
+    table[:, outside] = NO_PIECE_LOGIT
+    backprops = []
+    for chunk in batch.chunks:
+        logits, backprop_chunk = transformer(
+            (chunk.input_ids, chunk.attention_mask), is_train
+        )
+        index = _as_index(chunk.window_index, chunk.position, device)
+        table[torch.from_numpy(chunk.token_row).to(device)] = logits[index].to(table.dtype)
+        backprops.append((backprop_chunk, logits.shape, logits.dtype, index, chunk.token_row))
+
+    scores = _split(torch2xp(table), batch)
+
+    def backprop(d_scores: list[Floats2d]) -> list[Doc]:
+        d_table = torch.as_tensor(model.ops.xp.concatenate(d_scores), device=device)
+        for backprop_chunk, shape, dtype, index, token_row in backprops:
+            d_logits = torch.zeros(shape, dtype=dtype, device=device)
+            d_logits[index] = d_table[torch.from_numpy(token_row).to(device)].to(dtype)
+            backprop_chunk(d_logits)
+        return []
+
+    return scores, backprop
+
+
+def _as_index(
+    rows: Any, columns: Any, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(rows).to(device), torch.from_numpy(columns).to(device)
+
+
+def _split(table: Floats2d, batch: WindowBatch) -> list[Floats2d]:
+    starts = batch.doc_starts
+    return [
+        cast(Floats2d, table[starts[i] : starts[i + 1]]) for i in range(len(starts) - 1)
+    ]
+
+
+def _convert_inputs(
+    model: Model, inputs: tuple[Any, Any], is_train: bool
+) -> tuple[ArgsKwargs, Callable[[Any], Any]]:
+    input_ids, attention_mask = inputs
+    device = get_torch_default_device()
+    kwargs = {
+        "input_ids": torch.from_numpy(input_ids).to(device),
+        "attention_mask": torch.from_numpy(attention_mask).to(device),
+    }
+    return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
+
+
+def _convert_outputs(
+    model: Model, inputs_outputs: tuple[Any, Any], is_train: bool
+) -> tuple[torch.Tensor, Callable[[torch.Tensor], ArgsKwargs]]:
+    # Logits stay a torch tensor: the gather into the token table happens on the device.
+    _, output = inputs_outputs
+    logits = output.logits
+
+    def convert_d_logits(d_logits: torch.Tensor) -> ArgsKwargs:
+        return ArgsKwargs(args=(logits,), kwargs={"grad_tensors": (d_logits,)})
+
+    return logits, convert_d_logits
+
+
+def has_transformer(model: Model) -> bool:
+    return bool(model.layers)
+
+
+def get_hf_model(model: Model) -> PreTrainedModel:
+    return model.layers[0].shims[0]._model
+
+
+def set_transformer(
+    model: Model, hf_model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+) -> None:
+    """Attach (or replace) the torch model and its tokenizer."""
+    # Autocast is CUDA-only in thinc's shim; asking for it on CPU only produces warnings.
+    mixed_precision = model.attrs["mixed_precision"] and get_torch_default_device().type == "cuda"
+    wrapper = PyTorchWrapper_v2(
+        hf_model,
+        convert_inputs=_convert_inputs,
+        convert_outputs=_convert_outputs,
+        mixed_precision=mixed_precision,
+        grad_scaler=PyTorchGradScaler(
+            enabled=mixed_precision, **model.attrs["grad_scaler_config"]
+        ),
+    )
+    model.layers[:] = [wrapper]
+    model.attrs["tokenizer"] = tokenizer
+
+
+def window_length(model: Model) -> int:
+    """`max_length` if configured, else the model's own limit (positions and tokenizer)."""
+    if model.attrs["max_length"] is not None:
+        return int(model.attrs["max_length"])
+    config = get_hf_model(model).config
+    limit = getattr(config, "max_position_embeddings", 512)
+    if config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        limit -= 2  # their position ids start after the padding index
+    return int(min(limit, model.attrs["tokenizer"].model_max_length))
+
+
+def tag_names(config: PretrainedConfig) -> list[str]:
+    return [config.id2label[i] for i in range(config.num_labels)]
+
+
+def outside_id(config: PretrainedConfig) -> int:
+    names = tag_names(config)
+    return names.index("O") if "O" in names else 0
+
+
+def is_token_classifier(config: PretrainedConfig) -> bool:
+    return any(a.endswith("ForTokenClassification") for a in config.architectures or [])
+
+
+def peek_tags(name: str | Path) -> list[str] | None:
+    """The tags of a token classifier from its config alone (None for an encoder)."""
+    config = _load_config(str(name))
+    return tag_names(config) if is_token_classifier(config) else None
+
+
+def load_pretrained(
+    name: str | Path, tags: Sequence[str] | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """Load a token classifier (or an encoder plus a new head for `tags`) and its tokenizer.
+
+    Only safetensors weights are accepted and remote code is never run: a pipeline must not
+    execute what a model repository ships. Every failure becomes a `ModelLoadError` that says
+    what to do, instead of a traceback from inside transformers.
+    """
+    name = str(name)
+    config = _load_config(name)
+    if config.model_type not in MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES:
+        raise ModelLoadError(
+            f"'{name}' is a {config.model_type} model, which transformers cannot use as a "
+            "token classifier (AutoModelForTokenClassification has no class for it)"
+        )
+    if tags is None and not is_token_classifier(config):
+        raise ModelLoadError(
+            f"'{name}' is not a token classifier (architectures: {config.architectures}): "
+            "it has no NER head. Train it with `spacy train` or call nlp.initialize() with "
+            "examples or labels so bert_ner can give it one."
+        )
+    _check_safetensors(name)
+    # An encoder gets a fresh head for `tags`; a classifier keeps its own, then is resized.
+    head: dict[str, Any] = {}
+    if not is_token_classifier(config):
+        assert tags is not None
+        head = {
+            "num_labels": len(tags),
+            "id2label": dict(enumerate(tags)),
+            "label2id": {tag: i for i, tag in enumerate(tags)},
+        }
+    try:
+        hf_model = AutoModelForTokenClassification.from_pretrained(
+            name, use_safetensors=True, trust_remote_code=False, **head
+        )
+        tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True, trust_remote_code=False)
+    except OSError as err:
+        raise ModelLoadError(f"Cannot load '{name}': {err}{_offline_hint()}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(
+            f"'{name}' has no fast (Rust) tokenizer; bert_ner needs one for word_ids(). "
+            "Save a tokenizer.json with `AutoTokenizer.from_pretrained(..., use_fast=True)` "
+            "from the slow tokenizer, or pick a model that ships one."
+        )
+    if tags is not None:
+        resize_head(hf_model, tags)
+    return hf_model, tokenizer
+
+
+def resize_head(hf_model: PreTrainedModel, tags: Sequence[str]) -> None:
+    """Give a loaded classifier the tag set `tags`, keeping the rows of tags it already has."""
+    if tag_names(hf_model.config) == list(tags):
+        return
+    old_tags = tag_names(hf_model.config)
+    old_head = _classifier_layer(hf_model)
+    new_head = torch.nn.Linear(old_head.in_features, len(tags)).to(old_head.weight.device)
+    hf_model._init_weights(new_head)
+    with torch.no_grad():
+        for i, tag in enumerate(tags):
+            if tag in old_tags:
+                new_head.weight[i] = old_head.weight[old_tags.index(tag)]
+                new_head.bias[i] = old_head.bias[old_tags.index(tag)]
+    hf_model.classifier = new_head
+    _set_tags(hf_model.config, tags)
+    hf_model.num_labels = len(tags)
+
+
+def _set_tags(config: PretrainedConfig, tags: Sequence[str]) -> None:
+    config.id2label = dict(enumerate(tags))
+    config.label2id = {tag: i for i, tag in enumerate(tags)}
+    config.num_labels = len(tags)
+    config.architectures = [f"{type(config).__name__.replace('Config', '')}ForTokenClassification"]
+
+
+def _classifier_layer(hf_model: PreTrainedModel) -> torch.nn.Linear:
+    head = getattr(hf_model, "classifier", None)
+    if not isinstance(head, torch.nn.Linear):
+        raise ModelLoadError(
+            f"{type(hf_model).__name__} keeps its head elsewhere than a Linear `classifier`; "
+            "bert_ner cannot change its labels"
+        )
+    return head
+
+
+def _load_config(name: str) -> PretrainedConfig:
+    try:
+        return AutoConfig.from_pretrained(name, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        where = "directory" if os.path.sep in name or Path(name).exists() else "hub name"
+        raise ModelLoadError(
+            f"Cannot find the model '{name}' (read as a {where}): {err}{_offline_hint()}"
+        ) from None
+
+
+def _check_safetensors(name: str) -> None:
+    path = Path(name)
+    if not path.is_dir():
+        return
+    if any(path.glob("*.safetensors")):
+        return
+    pickles = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
+    raise ModelLoadError(
+        f"'{name}' holds no .safetensors weights"
+        + (f" (only {', '.join(pickles)})" if pickles else "")
+        + ". bert_ner loads safetensors only, since pickle files can run code. Convert once "
+        "with: python -c \"from transformers import AutoModelForTokenClassification as M; "
+        f"M.from_pretrained('{name}', use_safetensors=False).save_pretrained('{name}', "
+        'safe_serialization=True)"'
+    )
+
+
+def _offline_hint() -> str:
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(variable, "").lower() in ("1", "true", "yes", "on"):
+            return f" ({variable} is set: offline mode is on, only local files can be used)"
+    return ""

@@ -1,0 +1,354 @@
+"""The `bert_ner` component: a trainable spaCy pipe around a token-classifier model.
+
+Its data path, one module each: `windows` (Doc -> wordpiece windows), `model` (windows ->
+one logit row per token), `tags` (logits -> constrained tag sequence -> entity spans), and this
+module (spans -> `doc.ents` or `doc.spans[key]`, training loss, serialization).
+
+Entity confidences live in one place: the `Span` extension `span._.bert_ner_score`, the mean
+probability of the tags decoded for the entity's tokens (None for entities this component did
+not predict).
+"""
+
+import logging
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import srsly
+import torch
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.scorer import Scorer, get_ner_prf
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import ensure_path, registry
+from spacy.vocab import Vocab
+from thinc.api import Model, Optimizer
+from thinc.types import Floats2d
+
+from .model import (
+    build_token_classifier,
+    get_hf_model,
+    has_transformer,
+    load_pretrained,
+    peek_tags,
+    set_transformer,
+    tag_names,
+)
+from .tags import TagScheme
+
+logger = logging.getLogger("spacy.bert_ner")
+
+SCORE_EXTENSION = "bert_ner_score"
+if not Span.has_extension(SCORE_EXTENSION):
+    Span.set_extension(SCORE_EXTENSION, default=None)
+
+DEFAULT_MODEL = {
+    "@architectures": "spacy_bert_ner.TokenClassifier.v1",
+    "name": "bert-base-cased",
+    "max_length": None,
+    "stride": None,
+    "window_batch_size": 32,
+    "mixed_precision": True,
+    "grad_scaler_config": {},
+}
+
+
+@Language.factory(
+    "bert_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "scheme": None,
+        "spans_key": None,
+        "overwrite_ents": True,
+        "scorer": {"@scorers": "spacy_bert_ner.scorer.v1"},
+    },
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_bert_ner(
+    nlp: Language,
+    name: str,
+    model: Model[list[Doc], list[Floats2d]] | str,
+    scheme: str | None,
+    spans_key: str | None,
+    overwrite_ents: bool,
+    scorer: Callable | None,
+) -> "BertNER":
+    """Create a `bert_ner` pipe.
+
+    model: a `spacy_bert_ner.TokenClassifier.v1` block, or just a hub name / directory
+        (shorthand for that block with default settings).
+    scheme: IOB2, IOB1, BIOES or BILOU; None detects it from the model's labels (IOB2 for new
+        heads). Needed only for IOB1 models, whose label set looks like IOB2.
+    spans_key: write predictions to `doc.spans[spans_key]` instead of `doc.ents`.
+    overwrite_ents: replace existing entities (True) or keep them and add only predictions
+        that do not overlap them (False).
+    """
+    if isinstance(model, str):
+        model = build_token_classifier(name=model)
+    return BertNER(
+        nlp.vocab,
+        model,
+        name,
+        scheme=scheme,
+        spans_key=spans_key,
+        overwrite_ents=overwrite_ents,
+        scorer=scorer,
+    )
+
+
+@registry.scorers("spacy_bert_ner.scorer.v1")
+def make_scorer() -> Callable[..., dict[str, Any]]:
+    """spaCy's NER figures for `doc.ents`, or span figures for `doc.spans[spans_key]`."""
+
+    def score(examples: Iterable[Example], *, spans_key: str | None = None, **_: Any) -> dict:
+        if spans_key is None:
+            return get_ner_prf(examples)
+        return Scorer.score_spans(
+            examples,
+            f"spans_{spans_key}",
+            getter=lambda doc, attr: doc.spans.get(spans_key, []),
+            has_annotation=lambda doc: spans_key in doc.spans,
+        )
+
+    return score
+
+
+class BertNER(TrainablePipe):
+    """Named entities from a Hugging Face token classifier, decoded into well-formed spans."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[list[Doc], list[Floats2d]],
+        name: str = "bert_ner",
+        *,
+        scheme: str | None = None,
+        spans_key: str | None = None,
+        overwrite_ents: bool = True,
+        scorer: Callable | None = None,
+    ) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: dict[str, Any] = {
+            "labels": [],
+            "scheme": scheme,
+            "spans_key": spans_key,
+            "overwrite_ents": overwrite_ents,
+        }
+        self._tag_scheme: TagScheme | None = None
+
+    # -- labels and tags -------------------------------------------------------------------
+
+    @property
+    def tag_scheme(self) -> TagScheme:
+        """The model's tags read in the configured (or detected) scheme."""
+        tags = tuple(tag_names(self.hf_model.config))
+        if self._tag_scheme is None or self._tag_scheme.tags != tags:
+            self._tag_scheme = TagScheme.from_tags(tags, self.cfg["scheme"])
+        return self._tag_scheme
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        if has_transformer(self.model):
+            return self.tag_scheme.labels
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> list[str]:
+        return list(self.labels)
+
+    @property
+    def hf_model(self) -> Any:
+        """The Hugging Face model, loaded from the configured name on first use."""
+        self._require_model()
+        return get_hf_model(self.model)
+
+    def _require_model(self) -> None:
+        if not has_transformer(self.model):
+            self.model.initialize()
+
+    def add_label(self, label: str) -> int:
+        """Add an entity type before `initialize`; the head is sized there."""
+        if label in self.labels:
+            return 0
+        self.cfg["labels"] = sorted({*self.labels, label})
+        self.model.attrs["labels_for_head"] = None
+        return 1
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Language | None = None,
+        labels: Iterable[str] | None = None,
+    ) -> None:
+        """Load the model and size its head for the entity types of the examples (or `labels`).
+
+        A classifier whose entity types and scheme already match keeps its head untouched;
+        otherwise the head is rebuilt, keeping the rows of the tags both sets share.
+        """
+        validate_get_examples(get_examples, "BertNER.initialize")
+        wanted = set(labels) if labels is not None else self._labels_in(get_examples())
+        wanted |= set(self.cfg["labels"])
+        if wanted:
+            current = (
+                get_hf_model(self.model).config.id2label.values()
+                if has_transformer(self.model)
+                else peek_tags(self.model.attrs["name"])
+            )
+            current_scheme = (
+                TagScheme.from_tags(list(current), self.cfg["scheme"]) if current else None
+            )
+            scheme = self.cfg["scheme"] or (current_scheme.name if current_scheme else "IOB2")
+            if current_scheme is not None and (current_scheme.name, set(current_scheme.labels)) == (
+                scheme,
+                wanted,
+            ):
+                self.model.attrs["labels_for_head"] = None
+            else:
+                self.model.attrs["labels_for_head"] = TagScheme.from_labels(wanted, scheme).tags
+        self.model.initialize()
+        self.model.attrs["labels_for_head"] = None
+        self.cfg["labels"] = list(self.labels)
+
+    def _labels_in(self, examples: Iterable[Example]) -> set[str]:
+        key = self.cfg["spans_key"]
+        found: set[str] = set()
+        for eg in examples:
+            spans = eg.reference.spans.get(key, []) if key else eg.reference.ents
+            found.update(span.label_ for span in spans)
+        return found
+
+    # -- prediction ------------------------------------------------------------------------
+
+    def predict(self, docs: Iterable[Doc]) -> list[Floats2d]:
+        """Logits per token, for the whole batch in one length-sorted pass."""
+        docs = list(docs)
+        self._require_model()  # loads outside inference mode, so the weights stay trainable
+        with torch.inference_mode():
+            return self.model.predict(docs)
+
+    def set_annotations(self, docs: Iterable[Doc], scores: list[Floats2d]) -> None:
+        scheme = self.tag_scheme
+        for doc, doc_scores in zip(docs, scores, strict=True):
+            log_probs = _log_softmax(self.model.ops.to_numpy(doc_scores))
+            tag_ids = scheme.decode(log_probs)
+            spans = []
+            for start, end, label, score in scheme.entities(tag_ids, np.exp(log_probs)):
+                span = Span(doc, start, end, label=label)
+                span._.set(SCORE_EXTENSION, score)
+                spans.append(span)
+            self._write(doc, spans)
+
+    def _write(self, doc: Doc, spans: list[Span]) -> None:
+        key, overwrite = self.cfg["spans_key"], self.cfg["overwrite_ents"]
+        if key is not None:
+            doc.spans[key] = spans if overwrite else [*doc.spans.get(key, []), *spans]
+        elif overwrite:
+            doc.set_ents(spans, default="outside")
+        else:
+            taken = np.zeros(len(doc) + 1, dtype=bool)
+            for ent in doc.ents:
+                taken[ent.start : ent.end] = True
+            free = [span for span in spans if not taken[span.start : span.end].any()]
+            doc.set_ents(free, default="unmodified")
+
+    # -- training --------------------------------------------------------------------------
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optimizer | None = None,
+        losses: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        """One step of token cross-entropy; dropout is the model's own (its config's)."""
+        losses = {} if losses is None else losses
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "BertNER.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_scores = self.get_loss(examples, scores)
+        backprop(d_scores)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(
+        self, examples: Iterable[Example], scores: list[Floats2d]
+    ) -> tuple[float, list[Floats2d]]:
+        """Mean cross-entropy over tokens whose gold tag is known (misaligned ones are skipped)."""
+        scheme = self.tag_scheme
+        xp = self.model.ops.xp
+        gold = np.concatenate(
+            [scheme.tag_ids_from_biluo(eg.get_aligned_ner()) for eg in examples]
+        )
+        logits = xp.concatenate(scores)
+        known = xp.asarray(gold >= 0)
+        truth = xp.asarray(np.where(gold >= 0, gold, 0))
+        probs = xp.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        rows = xp.arange(len(truth))
+        n_known = max(int(known.sum()), 1)
+        loss = float(-xp.log(probs[rows, truth][known] + 1e-12).sum()) / n_known
+        d_logits = probs
+        d_logits[rows, truth] -= 1.0
+        d_logits[~known] = 0.0
+        d_logits /= n_known
+        lengths = np.cumsum([len(s) for s in scores])[:-1]
+        return loss, list(xp.split(d_logits, lengths))
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
+        validate_examples(examples, "BertNER.score")
+        assert self.scorer is not None
+        return self.scorer(examples, spans_key=self.cfg["spans_key"], **kwargs)
+
+    # -- serialization ---------------------------------------------------------------------
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        """Write cfg plus the Hugging Face model (safetensors) and tokenizer under `path/model`."""
+        path = ensure_path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path / "cfg", self.cfg)
+        self.hf_model.save_pretrained(path / "model", safe_serialization=True)
+        self.model.attrs["tokenizer"].save_pretrained(path / "model")
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "BertNER":
+        """Read what `to_disk` wrote; local files only, so `spacy.load` never uses the network."""
+        path = ensure_path(path)
+        self.cfg.update(srsly.read_json(path / "cfg"))
+        hf_model, tokenizer = load_pretrained(path / "model")
+        set_transformer(self.model, hf_model, tokenizer)
+        self._tag_scheme = None
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            self.to_disk(tmp)
+            files = {
+                str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()
+            }
+        return srsly.msgpack_dumps(files)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> "BertNER":
+        files: dict[str, bytes] = srsly.msgpack_loads(bytes_data)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in files.items():
+                (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+                (Path(tmp) / name).write_bytes(data)
+            return self.from_disk(tmp)
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
