@@ -1,0 +1,472 @@
+"""Tests for tag-scheme detection and constrained decoding.
+
+Well-formedness is checked here with rules written over tag strings, independently of the
+transition matrices in `spacy_bert_ner.tags`, so a wrong matrix cannot vouch for itself.
+"""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from spacy_bert_ner.errors import TagSchemeError
+from spacy_bert_ner.tags import SCHEMES, TagScheme, canonical_scheme, iob1_to_iob2
+
+NEG_INF = -math.inf
+
+
+def ok_next(scheme: str, prev: str | None, tag: str) -> bool:
+    """Whether ``tag`` may follow ``prev`` (None = sequence start), from the scheme's definition."""
+    p_prefix, _, p_type = (prev or "O").partition("-")
+    prefix, _, entity_type = tag.partition("-")
+    if scheme == "IOB2":
+        return prefix != "I" or (p_prefix in ("B", "I") and p_type == entity_type)
+    if scheme == "IOB1":
+        return prefix != "B" or (p_prefix in ("B", "I") and p_type == entity_type)
+    last = "E" if scheme == "BIOES" else "L"
+    if p_prefix in ("B", "I"):  # an entity is open: it must continue with its own type
+        return prefix in ("I", last) and entity_type == p_type
+    return prefix not in ("I", last)
+
+
+def ok_end(scheme: str, tag: str) -> bool:
+    return scheme in ("IOB2", "IOB1") or tag[0] not in "BI"
+
+
+def well_formed(scheme: TagScheme, ids) -> bool:
+    tags = [scheme.tags[i] for i in ids]
+    if not tags:
+        return True
+    prevs = [None, *tags[:-1]]
+    return all(ok_next(scheme.name, p, t) for p, t in zip(prevs, tags, strict=True)) and ok_end(
+        scheme.name, tags[-1]
+    )
+
+
+def path_score(log_probs: np.ndarray, ids) -> float:
+    return float(sum(log_probs[t, i] for t, i in enumerate(ids)))
+
+
+def brute_force_best(scheme: TagScheme, log_probs: np.ndarray) -> float:
+    """Best well-formed score by trying every one of the T**n sequences."""
+    n, size = log_probs.shape
+    return max(
+        path_score(log_probs, ids)
+        for ids in itertools.product(range(size), repeat=n)
+        if well_formed(scheme, ids)
+    )
+
+
+def reference_best(scheme: TagScheme, log_probs: np.ndarray) -> float:
+    """Best well-formed score by a plain dynamic programme over the string rules above."""
+    n, size = log_probs.shape
+    if n == 0:
+        return 0.0
+    tags, name = scheme.tags, scheme.name
+    best = [log_probs[0, j] if ok_next(name, None, tags[j]) else NEG_INF for j in range(size)]
+    for t in range(1, n):
+        best = [
+            max(
+                (best[i] for i in range(size) if ok_next(name, tags[i], tags[j])),
+                default=NEG_INF,
+            )
+            + log_probs[t, j]
+            for j in range(size)
+        ]
+    return max(best[j] for j in range(size) if ok_end(name, tags[j]))
+
+
+def encode(scheme: TagScheme, spans: list[tuple[int, int, str, float]], n: int) -> list[str]:
+    """Write entity spans back as tags, the way each scheme spells them."""
+    tags = ["O"] * n
+    previous_end, previous_label = -1, None
+    for start, end, label, _ in spans:
+        if scheme.name == "IOB1":
+            first = "B" if (previous_end == start and previous_label == label) else "I"
+            tags[start:end] = [f"{first}-{label}"] + [f"I-{label}"] * (end - start - 1)
+        elif scheme.name == "IOB2":
+            tags[start:end] = [f"B-{label}"] + [f"I-{label}"] * (end - start - 1)
+        else:
+            last, single = ("E", "S") if scheme.name == "BIOES" else ("L", "U")
+            if end - start == 1:
+                tags[start] = f"{single}-{label}"
+            else:
+                middle = [f"I-{label}"] * (end - start - 2)
+                tags[start:end] = [f"B-{label}", *middle, f"{last}-{label}"]
+        previous_end, previous_label = end, label
+    return tags
+
+
+def ids_of(scheme: TagScheme, tags: list[str]) -> np.ndarray:
+    return np.array([scheme.tags.index(t) for t in tags], dtype=np.int64)
+
+
+# --- detection ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        (["O", "B-PER", "I-PER", "B-LOC", "I-LOC"], "IOB2"),
+        (["B-PER", "O", "I-PER"], "IOB2"),
+        (["O", "B-PER", "I-PER", "E-PER", "S-PER"], "BIOES"),
+        (["O", "B-PER", "I-PER", "L-PER", "U-PER"], "BILOU"),
+        (["O"], "IOB2"),
+    ],
+)
+def test_detects_scheme(tags, expected):
+    scheme = TagScheme.from_tags(tags)
+    assert scheme.name == expected
+    assert scheme.tags == tuple(tags)
+    assert scheme.outside == tags.index("O")
+    assert scheme.labels == tuple(sorted({t[2:] for t in tags if t != "O"}))
+
+
+def test_labels_are_sorted_entity_types():
+    scheme = TagScheme.from_tags(["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-MISC"])
+    assert scheme.labels == ("LOC", "MISC", "PER")
+
+
+def test_iob1_only_by_override():
+    tags = ["O", "B-PER", "I-PER"]
+    assert TagScheme.from_tags(tags).name == "IOB2"
+    assert TagScheme.from_tags(tags, scheme="IOB1").name == "IOB1"
+
+
+def test_iob1_override_accepts_types_without_b():
+    scheme = TagScheme.from_tags(["O", "I-PER", "B-LOC", "I-LOC"], scheme="iob1")
+    assert scheme.labels == ("LOC", "PER")
+    with pytest.raises(TagSchemeError, match="B-PER"):
+        TagScheme.from_tags(["O", "I-PER", "B-LOC", "I-LOC"])
+
+
+@pytest.mark.parametrize(
+    ("given_name", "expected"),
+    [("bioes", "BIOES"), ("IOBES", "BIOES"), ("biluo", "BILOU"), (" Bilou ", "BILOU")],
+)
+def test_scheme_names_are_case_insensitive_with_aliases(given_name, expected):
+    assert canonical_scheme(given_name) == expected
+    assert TagScheme.from_labels(["PER"], given_name).name == expected
+
+
+def test_unknown_scheme_name():
+    with pytest.raises(TagSchemeError, match="IOB3") as info:
+        TagScheme.from_tags(["O", "B-PER", "I-PER"], scheme="IOB3")
+    assert all(name in str(info.value) for name in SCHEMES)
+
+
+@pytest.mark.parametrize(
+    ("tags", "scheme", "named"),
+    [
+        (["LABEL_0", "LABEL_1"], None, ["LABEL_0", "LABEL_1"]),
+        (["O", "PER", "LOC"], None, ["PER", "LOC"]),
+        (["O", "B_PER", "I_PER"], None, ["B_PER", "I_PER"]),
+        (["B-PER", "I-PER"], None, ["B-PER", "I-PER"]),  # no O
+        (["O", "O", "B-PER", "I-PER"], None, ["O"]),  # two O
+        (["O", "B-PER", "I-PER", "B-LOC"], None, ["B-LOC", "I-LOC"]),
+        (["O", "B-PER", "I-PER", "E-PER"], None, ["S-PER"]),
+        (["O", "B-PER", "I-PER", "E-PER", "S-PER", "U-LOC", "L-LOC"], None, ["S-PER", "U-LOC"]),
+        (["O", "B-PER", "I-PER", "B-PER"], None, ["B-PER"]),
+        (["O", "B-PER", "I-PER"], "BIOES", ["E-PER", "S-PER"]),
+        (["O", "B-PER", "I-PER", "E-PER", "S-PER"], "IOB2", ["E-PER", "S-PER"]),
+        (["O", "B-PER", "I-PER", "E-PER", "S-PER"], "BILOU", ["E-PER", "S-PER"]),
+    ],
+)
+def test_rejects_tags_that_fit_no_scheme(tags, scheme, named):
+    with pytest.raises(TagSchemeError) as info:
+        TagScheme.from_tags(tags, scheme=scheme)
+    message = str(info.value)
+    for label in named:
+        assert repr(label) in message
+    assert all(name in message for name in SCHEMES)
+    assert isinstance(info.value, ValueError)
+
+
+def test_from_labels_order():
+    assert TagScheme.from_labels(["PER", "LOC", "PER"]).tags == (
+        "O",
+        "B-LOC",
+        "I-LOC",
+        "B-PER",
+        "I-PER",
+    )
+    assert TagScheme.from_labels(["PER", "LOC"], "BIOES").tags == (
+        "O",
+        *("B-LOC", "I-LOC", "E-LOC", "S-LOC"),
+        *("B-PER", "I-PER", "E-PER", "S-PER"),
+    )
+    assert TagScheme.from_labels(["ORG"], "BILUO").tags == ("O", "B-ORG", "I-ORG", "L-ORG", "U-ORG")
+    assert TagScheme.from_labels([]).tags == ("O",)
+
+
+def test_round_trips_through_from_tags():
+    for name in SCHEMES:
+        scheme = TagScheme.from_labels(["PER", "LOC"], name)
+        assert TagScheme.from_tags(scheme.tags, scheme=name) == scheme
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_transition_matrix_matches_string_rules(name):
+    scheme = TagScheme.from_labels(["LOC", "PER"], name)
+    for i, prev in enumerate(scheme.tags):
+        assert scheme.allowed_start[i] == ok_next(name, None, prev)
+        assert scheme.allowed_end[i] == ok_end(name, prev)
+        for j, tag in enumerate(scheme.tags):
+            assert scheme.allowed[i, j] == ok_next(name, prev, tag), (prev, tag)
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+
+def test_decode_repairs_ill_formed_argmax():
+    scheme = TagScheme.from_tags(["O", "B-PER", "I-PER"])
+    probs = np.array(
+        [
+            [0.5, 0.4, 0.1],  # argmax O ...
+            [0.2, 0.1, 0.7],  # ... then I-PER: ill-formed
+            [0.8, 0.1, 0.1],
+        ]
+    )
+    log_probs = np.log(probs)
+    assert not scheme.is_valid(log_probs.argmax(axis=1))
+    decoded = scheme.decode(log_probs)
+    # B-PER I-PER O scores .4*.7*.8 = .224 > O O O .5*.2*.8 = .08 and O B-PER O .04.
+    assert decoded.tolist() == [1, 2, 0]
+    assert decoded.dtype == np.int64
+    assert math.isclose(path_score(log_probs, decoded), brute_force_best(scheme, log_probs))
+
+
+def test_decode_prefers_dropping_entity_when_cheaper():
+    scheme = TagScheme.from_tags(["O", "B-PER", "I-PER"])
+    log_probs = np.log(np.array([[0.9, 0.05, 0.05], [0.3, 0.1, 0.6]]))
+    assert scheme.decode(log_probs).tolist() == [0, 0]  # .27 beats B-PER I-PER .03
+
+
+def test_decode_fast_path_returns_argmax():
+    scheme = TagScheme.from_labels(["PER"], "BIOES")
+    rng = np.random.default_rng(0)
+    log_probs = rng.normal(size=(4, 5))
+    wanted = ids_of(scheme, ["S-PER", "O", "B-PER", "E-PER"])
+    log_probs[np.arange(4), wanted] += 10.0
+    assert scheme.decode(log_probs).tolist() == wanted.tolist()
+
+
+def test_decode_empty():
+    scheme = TagScheme.from_labels(["PER"])
+    out = scheme.decode(np.zeros((0, 3)))
+    assert out.shape == (0,)
+    assert out.dtype == np.int64
+
+
+def test_decode_rejects_wrong_width():
+    with pytest.raises(ValueError, match="3"):
+        TagScheme.from_labels(["PER"]).decode(np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+@pytest.mark.parametrize("fill", [NEG_INF, -1e300, math.nan])
+def test_decode_stays_valid_on_degenerate_scores(name, fill):
+    scheme = TagScheme.from_labels(["LOC", "PER"], name)
+    size = len(scheme.tags)
+    everything = np.full((5, size), fill)
+    assert well_formed(scheme, scheme.decode(everything))
+    # Only a forbidden tag is finite: the argmax is ill-formed, the repair must not be.
+    only_inside = np.full((5, size), fill)
+    only_inside[:, scheme.tags.index("I-PER")] = 0.0
+    decoded = scheme.decode(only_inside)
+    assert well_formed(scheme, decoded)
+    if name != "IOB1":
+        assert decoded[0] != scheme.tags.index("I-PER")
+
+
+SMALL_SCHEMES = [
+    TagScheme.from_labels(labels, name) for name in SCHEMES for labels in (["X"], ["X", "Y"])
+]
+
+
+@st.composite
+def scored_sequences(draw):
+    scheme = draw(st.sampled_from(SMALL_SCHEMES))
+    n = draw(st.integers(0, 12))
+    elements = st.one_of(
+        st.floats(-30.0, 0.0, allow_nan=False), st.sampled_from([0.0, -1.0, NEG_INF])
+    )
+    log_probs = draw(arrays(np.float64, (n, len(scheme.tags)), elements=elements))
+    return scheme, log_probs
+
+
+def assert_optimal(scheme: TagScheme, log_probs: np.ndarray, decoded: np.ndarray, best: float):
+    got = path_score(log_probs, decoded)
+    if best == NEG_INF:
+        assert got == NEG_INF
+    else:
+        assert math.isclose(got, best, rel_tol=1e-9, abs_tol=1e-9), (got, best)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scored_sequences())
+def test_decode_is_constrained_optimum(case):
+    scheme, log_probs = case
+    decoded = scheme.decode(log_probs)
+    n, size = log_probs.shape
+    assert decoded.shape == (n,)
+    assert decoded.dtype == np.int64
+    assert well_formed(scheme, decoded.tolist())
+    assert scheme.is_valid(decoded)
+    assert_optimal(scheme, log_probs, decoded, reference_best(scheme, log_probs))
+    if size**n <= 3000:
+        assert_optimal(scheme, log_probs, decoded, brute_force_best(scheme, log_probs))
+
+    spans = scheme.entities(decoded)
+    assert spans == sorted(spans)
+    previous_end = 0
+    for start, end, label, score in spans:
+        assert previous_end <= start < end <= n
+        assert label in scheme.labels
+        assert score == 1.0
+        previous_end = end
+    assert encode(scheme, spans, n) == [scheme.tags[i] for i in decoded]
+
+
+def test_exhaustive_small_cases_match_brute_force():
+    rng = np.random.default_rng(7)
+    for scheme in SMALL_SCHEMES:
+        size = len(scheme.tags)
+        for n in range(1, 5 if size <= 5 else 4):
+            for _ in range(5):
+                log_probs = np.log(rng.dirichlet(np.ones(size), size=n))
+                decoded = scheme.decode(log_probs)
+                assert well_formed(scheme, decoded.tolist())
+                assert math.isclose(
+                    path_score(log_probs, decoded), brute_force_best(scheme, log_probs)
+                )
+
+
+# --- entities ----------------------------------------------------------------------------
+
+
+def test_entities_with_scores():
+    scheme = TagScheme.from_labels(["LOC", "PER"])
+    tags = ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC", "I-LOC"]
+    ids = ids_of(scheme, tags)
+    probs = np.full((len(tags), len(scheme.tags)), 0.01)
+    probs[np.arange(len(tags)), ids] = [0.9, 0.7, 0.99, 0.6, 0.8, 0.5, 0.2]
+    spans = scheme.entities(ids, probs)
+    assert [(s, e, label) for s, e, label, _ in spans] == [
+        (0, 2, "PER"),
+        (3, 4, "LOC"),
+        (4, 7, "LOC"),
+    ]
+    assert [score for *_, score in spans] == pytest.approx([0.8, 0.6, 0.5])
+    assert all(score == 1.0 for *_, score in scheme.entities(ids))
+
+
+@pytest.mark.parametrize(
+    ("name", "tags", "expected"),
+    [
+        ("BIOES", ["S-PER", "B-LOC", "I-LOC", "E-LOC", "O", "S-LOC"], [(0, 1), (1, 4), (5, 6)]),
+        ("BILOU", ["B-PER", "L-PER", "U-PER", "O", "U-LOC"], [(0, 2), (2, 3), (4, 5)]),
+        ("IOB1", ["I-PER", "I-LOC"], [(0, 1), (1, 2)]),
+        ("IOB1", ["I-PER", "B-PER"], [(0, 1), (1, 2)]),
+        ("IOB1", ["O", "I-PER", "I-PER", "O", "I-PER"], [(1, 3), (4, 5)]),
+        ("IOB1", ["I-LOC", "I-LOC", "B-LOC", "I-LOC"], [(0, 2), (2, 4)]),
+        ("IOB2", [], []),
+        ("IOB2", ["O", "O"], []),
+    ],
+)
+def test_entity_boundaries(name, tags, expected):
+    scheme = TagScheme.from_labels(["LOC", "PER"], name)
+    spans = scheme.entities(ids_of(scheme, tags))
+    assert [(s, e) for s, e, *_ in spans] == expected
+    assert [label for _, _, label, _ in spans] == [tags[s][2:] for s, _ in expected]
+
+
+def test_entities_rejects_out_of_range_ids():
+    with pytest.raises(ValueError):
+        TagScheme.from_labels(["PER"]).entities(np.array([0, 3]))
+
+
+# --- gold conversion ---------------------------------------------------------------------
+
+GOLD = ["U-PER", "O", "B-LOC", "I-LOC", "L-LOC", None, "U-ORG", "-", "B-PER", "L-PER", "U-PER"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "BILOU",
+            ["U-PER", "O", "B-LOC", "I-LOC", "L-LOC", None, None, None, "B-PER", "L-PER", "U-PER"],
+        ),  # noqa: E501
+        (
+            "BIOES",
+            ["S-PER", "O", "B-LOC", "I-LOC", "E-LOC", None, None, None, "B-PER", "E-PER", "S-PER"],
+        ),  # noqa: E501
+        (
+            "IOB2",
+            ["B-PER", "O", "B-LOC", "I-LOC", "I-LOC", None, None, None, "B-PER", "I-PER", "B-PER"],
+        ),  # noqa: E501
+        # IOB1: B only after an adjacent entity of the same type; unknown context -> -1.
+        (
+            "IOB1",
+            ["I-PER", "O", "I-LOC", "I-LOC", "I-LOC", None, None, None, None, "I-PER", "B-PER"],
+        ),  # noqa: E501
+    ],
+)
+def test_tag_ids_from_biluo(name, expected):
+    scheme = TagScheme.from_labels(["LOC", "PER"], name)
+    got = scheme.tag_ids_from_biluo(GOLD)
+    assert got.dtype == np.int64
+    assert got.tolist() == [-1 if t is None else scheme.tags.index(t) for t in expected]
+
+
+def test_tag_ids_from_biluo_iob1_start_and_after_outside():
+    scheme = TagScheme.from_labels(["PER"], "IOB1")
+    got = scheme.tag_ids_from_biluo(["B-PER", "L-PER", "O", "U-PER"])
+    assert [scheme.tags[i] for i in got] == ["I-PER", "I-PER", "O", "I-PER"]
+
+
+def test_tag_ids_from_biluo_rejects_non_biluo():
+    with pytest.raises(ValueError, match="E-PER"):
+        TagScheme.from_labels(["PER"]).tag_ids_from_biluo(["E-PER"])
+    assert TagScheme.from_labels(["PER"]).tag_ids_from_biluo([]).shape == (0,)
+
+
+# --- IOB1 -> IOB2 ------------------------------------------------------------------------
+
+
+def test_iob1_to_iob2():
+    iob1 = ["I-PER", "I-PER", "O", "I-LOC", "I-ORG", "I-ORG", "B-ORG", "I-ORG", "B-MISC", "O"]
+    assert iob1_to_iob2(iob1) == [
+        "B-PER",
+        "I-PER",
+        "O",
+        "B-LOC",
+        "B-ORG",
+        "I-ORG",
+        "B-ORG",
+        "I-ORG",
+        "B-MISC",
+        "O",
+    ]
+    assert iob1_to_iob2([]) == []
+
+
+def test_iob1_to_iob2_rejects_other_tags():
+    with pytest.raises(TagSchemeError, match="S-PER"):
+        iob1_to_iob2(["O", "S-PER"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["O", "B-X", "I-X", "B-Y", "I-Y"]), max_size=12))
+def test_iob1_to_iob2_keeps_conlleval_entities(tags):
+    """Converting must not change which entities an IOB1 reader sees, and yields valid IOB2."""
+    iob1 = TagScheme.from_labels(["X", "Y"], "IOB1")
+    iob2 = TagScheme.from_labels(["X", "Y"], "IOB2")
+    converted = iob1_to_iob2(tags)
+    assert well_formed(iob2, ids_of(iob2, converted).tolist())
+    assert iob2.entities(ids_of(iob2, converted)) == iob1.entities(ids_of(iob1, tags))
