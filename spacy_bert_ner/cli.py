@@ -7,11 +7,16 @@ CoNLL line or a missing model never ends in a traceback.
 from pathlib import Path
 
 import typer
-from wasabi import msg
 
 from .errors import BertNERError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def fail(err: BertNERError) -> None:
+    """One unwrapped line (wasabi wraps at 80 columns, splitting file:line from its problem)."""
+    typer.echo(f"\u2718 {err}", err=True)
+    raise typer.Exit(1)
 
 
 @app.command()
@@ -30,7 +35,7 @@ def convert(
     try:
         convert_file(input_path, output_dir, scheme=scheme, n_sents=n_sents, lang=lang)
     except BertNERError as err:
-        msg.fail(str(err), exits=1)
+        fail(err)
 
 
 @app.command()
@@ -50,4 +55,4 @@ def evaluate(
             model, data_path, output=output, plot=plot, errors_html=errors_html, gpu_id=gpu_id
         )
     except BertNERError as err:
-        msg.fail(str(err), exits=1)
+        fail(err)

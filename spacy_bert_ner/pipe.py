@@ -10,6 +10,7 @@ not predict).
 """
 
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -40,6 +41,11 @@ from .model import (
 from .tags import TagScheme
 
 logger = logging.getLogger("spacy.bert_ner")
+
+# `nlp.pipe(n_process=N)` forks workers after torch has started its thread pool; OpenMP
+# pools do not survive a fork and the workers hang. One thread per worker is also the right
+# split of the cores among N processes.
+os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
 
 SCORE_EXTENSION = "bert_ner_score"
 if not Span.has_extension(SCORE_EXTENSION):
@@ -239,25 +245,29 @@ class BertNER(TrainablePipe):
         for doc, doc_scores in zip(docs, scores, strict=True):
             log_probs = _log_softmax(self.model.ops.to_numpy(doc_scores))
             tag_ids = scheme.decode(log_probs)
-            spans = []
-            for start, end, label, score in scheme.entities(tag_ids, np.exp(log_probs)):
-                span = Span(doc, start, end, label=label)
-                span._.set(SCORE_EXTENSION, score)
-                spans.append(span)
-            self._write(doc, spans)
+            scored = {
+                (start, end): (Span(doc, start, end, label=label), score)
+                for start, end, label, score in scheme.entities(tag_ids, np.exp(log_probs))
+            }
+            for span in self._write(doc, [span for span, _ in scored.values()]):
+                # Span extensions are keyed by offsets, so only spans really written get one.
+                span._.set(SCORE_EXTENSION, scored[span.start, span.end][1])
 
-    def _write(self, doc: Doc, spans: list[Span]) -> None:
+    def _write(self, doc: Doc, spans: list[Span]) -> list[Span]:
+        """Put `spans` where the config says; returns those actually written."""
         key, overwrite = self.cfg["spans_key"], self.cfg["overwrite_ents"]
         if key is not None:
             doc.spans[key] = spans if overwrite else [*doc.spans.get(key, []), *spans]
-        elif overwrite:
+            return spans
+        if overwrite:
             doc.set_ents(spans, default="outside")
-        else:
-            taken = np.zeros(len(doc) + 1, dtype=bool)
-            for ent in doc.ents:
-                taken[ent.start : ent.end] = True
-            free = [span for span in spans if not taken[span.start : span.end].any()]
-            doc.set_ents(free, default="unmodified")
+            return spans
+        taken = np.zeros(len(doc) + 1, dtype=bool)
+        for ent in doc.ents:
+            taken[ent.start : ent.end] = True
+        free = [span for span in spans if not taken[span.start : span.end].any()]
+        doc.set_ents(free, default="unmodified")
+        return free
 
     # -- training --------------------------------------------------------------------------
 

@@ -1,0 +1,235 @@
+"""The bert_ner component: factory, annotation, options, serialization and errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from spacy.tokens import Doc
+from spacy.training import Example
+from transformers import BertConfig, BertModel
+
+from spacy_bert_ner.errors import ModelLoadError, TagSchemeError
+
+from .conftest import write_tiny_bert
+
+TEXT = "Angela Merkel met Emmanuel Macron in Berlin."
+
+
+@pytest.fixture(scope="module")
+def nlp(tiny_bert):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_ner", config={"model": str(tiny_bert)})
+    return nlp
+
+
+def ents(doc):
+    return [(e.start, e.end, e.label_, e._.bert_ner_score) for e in doc.ents]
+
+
+def test_factory_found_through_entry_point_without_import(tiny_bert):
+    code = (
+        "import spacy; nlp = spacy.blank('en'); "
+        f"nlp.add_pipe('bert_ner', config={{'model': {str(tiny_bert)!r}}}); "
+        f"doc = nlp({TEXT!r}); "
+        "print(len(doc), doc.has_annotation('ENT_IOB'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "8 True"
+
+
+def test_entities_are_labelled_and_scored(nlp):
+    doc = nlp(TEXT)
+    assert doc.ents, "the tiny random model predicts some entities on this text"
+    for ent in doc.ents:
+        assert ent.label_ in {"PER", "LOC", "ORG", "MISC"}
+        assert 0.0 < ent._.bert_ner_score <= 1.0
+
+
+def test_disk_and_bytes_round_trip_give_identical_predictions(nlp, tmp_path):
+    before = ents(nlp(TEXT))
+    nlp.to_disk(tmp_path / "pipeline")
+    assert (tmp_path / "pipeline" / "bert_ner" / "model" / "model.safetensors").exists()
+    assert not list((tmp_path / "pipeline" / "bert_ner").rglob("*.bin"))
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert ents(loaded(TEXT)) == before
+    other = spacy.blank("en")
+    other.add_pipe("bert_ner", config={"model": "no/such-model"})
+    other.from_bytes(nlp.to_bytes())
+    assert ents(other(TEXT)) == before
+
+
+def test_load_never_touches_the_network(nlp, tmp_path):
+    nlp.to_disk(tmp_path / "pipeline")
+    code = (
+        "import socket, spacy\n"
+        "def refuse(*a, **k): raise RuntimeError('network used')\n"
+        "socket.socket.connect = refuse; socket.create_connection = refuse\n"
+        f"nlp = spacy.load({str(tmp_path / 'pipeline')!r}); print(len(nlp({TEXT!r}).ents) >= 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
+
+
+def test_long_doc_is_labelled_to_its_last_token(tiny_bert):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert), "max_length": 16}})
+    words = ["angela", "merkel", "met", "paris", "."] * 60  # 300 pieces: ~30 windows of 14
+    doc = nlp(Doc(nlp.vocab, words=words))
+    scores = nlp.get_pipe("bert_ner").predict([Doc(nlp.vocab, words=words)])[0]
+    assert scores.shape == (300, 9)
+    # Rows come from real windows: the same word gets different logits in different contexts.
+    assert len({tuple(row.round(4)) for row in scores[-10:]}) > 1
+    assert doc.ents and doc.ents[-1].end > 290
+
+
+def test_batches_return_docs_in_input_order(nlp):
+    texts = [TEXT, "berlin", "the " * 70, "", "Paris and Berlin"]
+    one_by_one = [ents(nlp(t)) for t in texts]
+    assert [ents(d) for d in nlp.pipe(texts, batch_size=3)] == one_by_one
+
+
+def test_whitespace_and_control_tokens_are_never_entities(nlp):
+    doc = nlp(Doc(nlp.vocab, words=["angela", "\u200b", "merkel", "\n", "berlin", "\x07"]))
+    for ent in doc.ents:
+        assert all(token.text.strip() and token.text not in ("\u200b", "\x07") for token in ent)
+
+
+@settings(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=200))
+def test_any_unicode_text_gives_well_formed_entities(nlp, text):
+    doc = nlp(text)
+    previous_end = 0
+    for ent in doc.ents:
+        assert previous_end <= ent.start < ent.end <= len(doc)
+        assert any(token.text.strip() for token in ent)
+        assert ent[0].text.strip() and ent[-1].text.strip()
+        previous_end = ent.end
+
+
+def test_spans_key_and_keeping_existing_entities(tiny_bert):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_ner", config={"model": str(tiny_bert), "spans_key": "bert"})
+    doc = nlp(TEXT)
+    assert not doc.ents and len(doc.spans["bert"]) > 0
+    assert all(span._.bert_ner_score is not None for span in doc.spans["bert"])
+
+    keep = spacy.blank("en")
+    ruler = keep.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "GPE", "pattern": "Berlin"}])
+    keep.add_pipe("bert_ner", config={"model": str(tiny_bert), "overwrite_ents": False})
+    doc = keep(TEXT)
+    berlin = [e for e in doc.ents if e.text == "Berlin"]
+    assert berlin and berlin[0].label_ == "GPE" and berlin[0]._.bert_ner_score is None
+
+
+def test_initialize_builds_head_for_example_labels(tiny_bert):
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("bert_ner", config={"model": str(tiny_bert)})
+    doc = Doc(nlp.vocab, words=["Angela", "works", "at", "Siemens"], ents=["B-PER", "O", "O", "B-COMPANY"])
+    nlp.initialize(lambda: [Example(nlp.make_doc(doc.text), doc)])
+    assert pipe.labels == ("COMPANY", "PER")
+    assert pipe.tag_scheme.tags == ("O", "B-COMPANY", "I-COMPANY", "B-PER", "I-PER")
+
+
+def test_initialize_keeps_matching_head(tiny_bert):
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("bert_ner", config={"model": str(tiny_bert)})
+    before = ents(nlp(TEXT))
+    plain = nlp.make_doc("no entities here")
+    pipe.initialize(lambda: [Example(plain, plain)], labels=["PER", "LOC", "ORG", "MISC"])
+    assert ents(nlp(TEXT)) == before
+    assert pipe.labels == ("LOC", "MISC", "ORG", "PER")
+
+
+@pytest.mark.parametrize(
+    "tags,scheme",
+    [
+        (["O", "B-PER", "I-PER", "E-PER", "S-PER"], "BIOES"),
+        (["O", "B-PER", "I-PER", "L-PER", "U-PER"], "BILOU"),
+        (["O", "B-PER", "I-PER"], "IOB2"),
+    ],
+)
+def test_each_scheme_is_read_from_the_model(tmp_path, tags, scheme):
+    path = write_tiny_bert(tmp_path / scheme, tags=tags)
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("bert_ner", config={"model": str(path)})
+    nlp(TEXT)
+    assert pipe.tag_scheme.name == scheme
+
+
+def test_iob1_override(tmp_path):
+    path = write_tiny_bert(tmp_path / "iob1", tags=["O", "B-PER", "I-PER"])
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("bert_ner", config={"model": str(path), "scheme": "IOB1"})
+    nlp(TEXT)
+    assert pipe.tag_scheme.name == "IOB1"
+
+
+def test_label_map_that_fits_no_scheme(tmp_path):
+    path = write_tiny_bert(tmp_path / "bad", tags=["LABEL_0", "LABEL_1"])
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_ner", config={"model": str(path)})
+    with pytest.raises(TagSchemeError, match="LABEL_0"):
+        nlp(TEXT)
+
+
+def test_missing_model_is_explained(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_ner", config={"model": "no-such-org/no-such-model"})
+    with pytest.raises(ModelLoadError, match="no-such-org/no-such-model.*offline mode is on"):
+        nlp(TEXT)
+
+
+def test_encoder_without_head_is_explained(tmp_path, tiny_bert):
+    encoder = BertModel(BertConfig.from_pretrained(tiny_bert))
+    encoder.save_pretrained(tmp_path / "encoder", safe_serialization=True)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (tmp_path / "encoder" / name).write_bytes((Path(tiny_bert) / name).read_bytes())
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_ner", config={"model": str(tmp_path / "encoder")})
+    with pytest.raises(ModelLoadError, match="not a token classifier"):
+        nlp(TEXT)
+
+
+def test_pickle_only_weights_are_refused(tmp_path, tiny_bert):
+    from transformers import BertForTokenClassification
+
+    model = BertForTokenClassification.from_pretrained(tiny_bert)
+    model.save_pretrained(tmp_path / "pickled", safe_serialization=False)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_ner", config={"model": str(tmp_path / "pickled")})
+    with pytest.raises(ModelLoadError, match="safe_serialization=True"):
+        nlp(TEXT)
+
+
+def test_slow_tokenizer_only_is_refused(monkeypatch, tiny_bert):
+    # No offline way makes AutoTokenizer fall back to a slow class for BERT, so stand one in.
+    from transformers import BertTokenizer
+
+    import spacy_bert_ner.model
+
+    monkeypatch.setattr(
+        spacy_bert_ner.model.AutoTokenizer,
+        "from_pretrained",
+        lambda name, **kwargs: BertTokenizer.from_pretrained(name),
+    )
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_ner", config={"model": str(tiny_bert)})
+    with pytest.raises(ModelLoadError, match="no fast"):
+        nlp(TEXT)
+
+
+def test_n_process_2(nlp, tmp_path):
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    texts = [TEXT, "Paris and Berlin", "berlin " * 40] * 3
+    expected = [[(e.start, e.end, e.label_) for e in loaded(t).ents] for t in texts]
+    got = [[(e.start, e.end, e.label_) for e in d.ents] for d in loaded.pipe(texts, n_process=2, batch_size=2)]
+    assert got == expected

@@ -1,0 +1,83 @@
+"""Windows: every token gets a row, from the window where it is farthest from an edge."""
+
+import numpy as np
+import pytest
+import spacy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import AutoTokenizer
+
+from spacy_bert_ner.errors import BertNERError
+from spacy_bert_ner.windows import assign_windows, first_pieces, make_windows, window_starts
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_bert):
+    return AutoTokenizer.from_pretrained(tiny_bert)
+
+
+def test_window_starts_cover_everything_with_overlap():
+    starts = window_starts(n_pieces=25, width=10, stride=4)
+    assert starts.tolist() == [0, 6, 12, 15]
+    assert window_starts(n_pieces=10, width=10, stride=4).tolist() == [0]
+    assert window_starts(n_pieces=3, width=10, stride=0).tolist() == [0]
+
+
+@given(
+    n_pieces=st.integers(1, 400),
+    width=st.integers(2, 64),
+    data=st.data(),
+)
+def test_each_piece_read_from_window_where_it_is_farthest_from_an_edge(n_pieces, width, data):
+    stride = data.draw(st.integers(0, width - 1))
+    starts = window_starts(n_pieces, width, stride)
+    pieces = np.arange(n_pieces)
+    owner = assign_windows(pieces, starts, width)
+    ends = np.minimum(starts + width, n_pieces)
+    assert (starts[owner] <= pieces).all() and (pieces < ends[owner]).all()
+    # Distance to the nearer edge of the chosen window is the best any window offers.
+    inside = (starts[None, :] <= pieces[:, None]) & (pieces[:, None] < ends[None, :])
+    margin = np.minimum(pieces[:, None] - starts[None, :], ends[None, :] - 1 - pieces[:, None])
+    best = np.where(inside, margin, -1).max(axis=1)
+    chosen = np.minimum(pieces - starts[owner], ends[owner] - 1 - pieces)
+    assert (chosen == best).all()
+
+
+def test_first_pieces_skips_words_without_pieces():
+    assert first_pieces([0, 0, 2, 3, 3, 3], 5).tolist() == [0, -1, 2, 3, -1]
+    assert first_pieces([], 2).tolist() == [-1, -1]
+
+
+def test_make_windows_maps_every_token_once(tokenizer):
+    nlp = spacy.blank("en")
+    docs = [nlp("berlin " * 150), nlp("Angela Merkel"), nlp("  "), nlp("")]
+    batch = make_windows(docs, tokenizer, max_length=32, stride=8, window_batch_size=3)
+    rows = np.concatenate([c.token_row for c in batch.chunks])
+    # "  " is a whitespace token: the only token without a wordpiece.
+    expected = [i for i in range(batch.n_tokens) if i != 150 + 2]
+    assert sorted(rows.tolist()) == expected
+    for chunk in batch.chunks:
+        assert chunk.input_ids.shape[0] <= 3 and chunk.input_ids.shape[1] <= 32
+        # Each token reads its own first piece: "berlin" is one piece in the tiny vocab.
+        read = chunk.input_ids[chunk.window_index, chunk.position]
+        assert (read != tokenizer.pad_token_id).all()
+        assert not np.isin(read, [tokenizer.cls_token_id, tokenizer.sep_token_id]).any()
+    widths = [c.input_ids.shape[1] for c in batch.chunks]
+    assert widths == sorted(widths, reverse=True)
+
+
+def test_bad_window_settings_are_explained(tokenizer):
+    doc = spacy.blank("en")("berlin")
+    with pytest.raises(BertNERError, match="stride"):
+        make_windows([doc], tokenizer, max_length=16, stride=14, window_batch_size=4)
+
+
+@settings(deadline=None, max_examples=30)
+@given(text=st.text(max_size=300))
+def test_any_text_windows(tokenizer, text):
+    doc = spacy.blank("en")(text)
+    batch = make_windows([doc], tokenizer, max_length=16, stride=4, window_batch_size=2)
+    rows = np.concatenate([c.token_row for c in batch.chunks]) if batch.chunks else []
+    assert len(set(rows)) == len(rows)
+    for i in rows:
+        assert doc[int(i)].text.strip()
