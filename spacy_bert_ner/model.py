@@ -7,7 +7,10 @@ hub model or directory, but `spacy.load` fills the weights from the pipeline's o
 nothing is fetched until a model is really needed (and never when loading a saved pipeline).
 """
 
+import copy
+import logging
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -36,8 +39,10 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
 )
 
-from .errors import ModelLoadError
+from .errors import BertNERError, ModelLoadError
 from .windows import WindowBatch, make_windows
+
+logger = logging.getLogger("spacy.bert_ner")
 
 #: Logit given to the "O" tag of tokens without a wordpiece; every other tag gets `-NO_PIECE`.
 NO_PIECE_LOGIT = 1e4
@@ -51,6 +56,7 @@ def build_token_classifier(
     window_batch_size: int = 32,
     mixed_precision: bool = True,
     grad_scaler_config: dict[str, Any] | None = None,
+    int8: bool = False,
 ) -> Model[list[Doc], list[Floats2d]]:
     """A Hugging Face `*ForTokenClassification` model over strided wordpiece windows.
 
@@ -62,6 +68,8 @@ def build_token_classifier(
     window_batch_size: windows per forward pass; bounds memory whatever the doc length.
     mixed_precision: autocast on GPU (ignored on CPU); the gradient scaler follows
         `grad_scaler_config` (thinc's `PyTorchGradScaler` arguments).
+    int8: run a dynamically quantized copy (int8 Linear layers) for faster CPU inference; the
+        fp32 weights are kept for saving. Inference only: such a model cannot be trained.
     """
     return Model(
         "bert_token_classifier",
@@ -74,6 +82,8 @@ def build_token_classifier(
             "window_batch_size": window_batch_size,
             "mixed_precision": mixed_precision,
             "grad_scaler_config": dict(grad_scaler_config or {}),
+            "int8": int8,
+            "hf_model": None,
             "tokenizer": None,
             "labels_for_head": None,
         },
@@ -101,6 +111,7 @@ def init(model: Model, X: Any = None, Y: Any = None) -> None:
         set_transformer(model, hf_model, tokenizer)
     elif model.attrs["labels_for_head"] is not None:
         resize_head(get_hf_model(model), model.attrs["labels_for_head"])
+        set_transformer(model, get_hf_model(model), model.attrs["tokenizer"])
 
 
 def forward(
@@ -109,6 +120,8 @@ def forward(
     """Run every window chunk of the batch and gather one logit row per token."""
     if not has_transformer(model):
         model.initialize()
+    if is_train and model.attrs["int8"]:
+        raise BertNERError("bert_ner: an int8 model is for inference only; train with int8 = false")
     transformer = model.layers[0]
     hf_model = get_hf_model(model)
     batch = make_windows(
@@ -189,17 +202,25 @@ def has_transformer(model: Model) -> bool:
 
 
 def get_hf_model(model: Model) -> PreTrainedModel:
-    return model.layers[0].shims[0]._model
+    """The full-precision Hugging Face model (the one trained and saved)."""
+    return model.attrs["hf_model"]
 
 
 def set_transformer(
     model: Model, hf_model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
 ) -> None:
     """Attach (or replace) the torch model and its tokenizer."""
+    runtime = hf_model
+    if model.attrs["int8"]:
+        with warnings.catch_warnings():  # torch marks its eager quantization API deprecated
+            warnings.simplefilter("ignore", UserWarning)
+            runtime = torch.ao.quantization.quantize_dynamic(
+                copy.deepcopy(hf_model).eval(), {torch.nn.Linear}, dtype=torch.qint8
+            )
     # Autocast is CUDA-only in thinc's shim; asking for it on CPU only produces warnings.
     mixed_precision = model.attrs["mixed_precision"] and get_torch_default_device().type == "cuda"
     wrapper = PyTorchWrapper_v2(
-        hf_model,
+        runtime,
         convert_inputs=_convert_inputs,
         convert_outputs=_convert_outputs,
         mixed_precision=mixed_precision,
@@ -208,6 +229,7 @@ def set_transformer(
         ),
     )
     model.layers[:] = [wrapper]
+    model.attrs["hf_model"] = hf_model
     model.attrs["tokenizer"] = tokenizer
 
 
@@ -293,9 +315,19 @@ def load_pretrained(
 
 def resize_head(hf_model: PreTrainedModel, tags: Sequence[str]) -> None:
     """Give a loaded classifier the tag set `tags`, keeping the rows of tags it already has."""
-    if tag_names(hf_model.config) == list(tags):
-        return
     old_tags = tag_names(hf_model.config)
+    if set(old_tags) == set(tags):
+        return
+    kept = [tag for tag in tags if tag in old_tags]
+    logger.info(
+        "bert_ner: new classification head with %d tags; kept the trained rows of %d (%s), "
+        "initialised %d (%s)",
+        len(tags),
+        len(kept),
+        ", ".join(kept) or "none",
+        len(tags) - len(kept),
+        ", ".join(tag for tag in tags if tag not in old_tags) or "none",
+    )
     old_head = _classifier_layer(hf_model)
     new_head = torch.nn.Linear(old_head.in_features, len(tags)).to(old_head.weight.device)
     hf_model._init_weights(new_head)

@@ -59,6 +59,7 @@ DEFAULT_MODEL = {
     "window_batch_size": 32,
     "mixed_precision": True,
     "grad_scaler_config": {},
+    "int8": False,
 }
 
 

@@ -233,3 +233,17 @@ def test_n_process_2(nlp, tmp_path):
     expected = [[(e.start, e.end, e.label_) for e in loaded(t).ents] for t in texts]
     got = [[(e.start, e.end, e.label_) for e in d.ents] for d in loaded.pipe(texts, n_process=2, batch_size=2)]
     assert got == expected
+
+
+def test_real_minilm_encoder_load_predict_save_load(tmp_path):
+    """The embedded MiniLM: a base encoder gets a head at initialize, then round-trips."""
+    from spacy_bert_ner.model import minilm_name
+
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("bert_ner", config={"model": {"name": minilm_name()}})
+    plain = nlp.make_doc(TEXT)
+    pipe.initialize(lambda: [Example(plain, plain)], labels=["PER", "LOC", "ORG", "MISC"])
+    assert pipe.hf_model.config.hidden_size == 384 and pipe.hf_model.config.num_hidden_layers == 6
+    before = ents(nlp(TEXT))
+    nlp.to_disk(tmp_path / "minilm")
+    assert ents(spacy.load(tmp_path / "minilm")(TEXT)) == before
