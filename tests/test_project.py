@@ -1,0 +1,134 @@
+"""The spaCy project end to end: `spacy project run all` on slices of CoNLL-2003 with the tiny
+BERT, offline, then the packaged wheel installed and loaded by name.
+
+The project runs in a temporary copy (project.yml and configs/ only) whose assets/ the test
+fills with the first lines of each CoNLL file, as a user copies the files in by hand. The
+network is shut for the run (hub and pip offline), which is the point: nothing may be fetched.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONLL_FILES = ("eng.train", "eng.testa", "eng.testb")
+SLICE_LINES = 300
+# Not the project.yml default: never clobber a package a developer installed on purpose.
+PACKAGE_NAME = "bert_ner_project_test"
+PACKAGE_VERSION = "0.0.1"
+PACKAGE = f"en_{PACKAGE_NAME}"
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PIP_NO_INDEX": "1"}
+
+# Predictions of training/model-best and of the installed package must be the same:
+# the wheel has to carry the fine-tuned weights, not the base model's.
+LOAD_SCRIPT = """
+import json, sys
+import spacy
+text = "Angela Merkel met Emmanuel Macron in Paris . EU officials in Brussels agreed ."
+installed = spacy.load(sys.argv[1])
+trained = spacy.load(sys.argv[2])
+def ents(nlp):
+    doc = nlp(text)
+    assert doc.has_annotation("ENT_IOB")
+    return [[e.start, e.end, e.label_] for e in doc.ents]
+print(json.dumps({
+    "lang": installed.lang,
+    "pipe_names": installed.pipe_names,
+    "meta_name": installed.meta["name"],
+    "ents": ents(installed),
+    "trained_ents": ents(trained),
+    "path": str(installed.path),
+}))
+"""
+
+
+def run(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        env={**os.environ, **OFFLINE},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, (
+        f"{args[:6]} failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    )
+    return result
+
+
+@pytest.fixture
+def project(tmp_path: Path, data_dir: Path) -> Path:
+    """A copy of the project whose assets/ holds the first SLICE_LINES lines of each file."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "project.yml", project / "project.yml")
+    shutil.copytree(ROOT / "configs", project / "configs")
+    (project / "assets").mkdir()
+    for name in CONLL_FILES:
+        with open(data_dir / "conll2003" / name, encoding="utf8") as source:
+            head = [line for _, line in zip(range(SLICE_LINES), source, strict=False)]
+        (project / "assets" / name).write_text("".join(head), encoding="utf8")
+    return project
+
+
+def test_project_run_all_offline_and_the_packaged_wheel(project: Path, tiny_bert: Path) -> None:
+    run_all = [
+        sys.executable, "-m", "spacy", "project", "run", "all", str(project),
+        "--vars.model_name", str(tiny_bert),
+        "--vars.max_steps", "4",
+        "--vars.eval_frequency", "2",
+        "--vars.package_name", PACKAGE_NAME,
+        "--vars.package_version", PACKAGE_VERSION,
+    ]  # fmt: skip
+    result = run(run_all, cwd=project)
+    assert f"--components.bert_ner.model.name {tiny_bert}" in result.stdout  # the override
+
+    for name in CONLL_FILES:
+        assert (project / "corpus" / f"{name}.spacy").stat().st_size > 0
+    model_best = project / "training" / "model-best"
+    assert (model_best / "config.cfg").is_file() and (model_best / "meta.json").is_file()
+    assert any((model_best / "bert_ner").rglob("*.safetensors"))
+
+    metrics = json.loads((project / "metrics" / "metrics.json").read_text())
+    for mode in ("conlleval", "strict", "spacy"):
+        assert {"precision", "recall", "f1"} <= set(metrics[mode]), mode
+        assert 0.0 <= metrics[mode]["f1"] <= 1.0
+    assert metrics["conlleval"]["support"] > 0 and metrics["n_docs"] > 0
+    assert (project / "metrics" / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<html" in (project / "metrics" / "errors.html").read_text().lower()
+
+    package_dir = project / "packages" / f"{PACKAGE}-{PACKAGE_VERSION}"
+    wheel = package_dir / "dist" / f"{PACKAGE}-{PACKAGE_VERSION}-py3-none-any.whl"
+    assert wheel.is_file()
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(f"{PACKAGE}-{PACKAGE_VERSION}.dist-info/METADATA").decode()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert any("spacy-bert-ner" in line for line in requires), requires
+
+    # Nothing changed: every step is skipped on a second run.
+    again = run(run_all, cwd=project).stdout
+    for command in ("convert", "train", "evaluate", "package"):
+        assert f"Skipping '{command}': nothing changed" in again, again
+
+    pip = [sys.executable, "-m", "pip"]
+    run([*pip, "install", "--no-deps", "--no-index", str(wheel)], cwd=project)
+    try:
+        # A fresh interpreter elsewhere, so the project dir cannot shadow the package.
+        result = run(
+            [sys.executable, "-c", LOAD_SCRIPT, PACKAGE, str(model_best)], cwd=project.parent
+        )
+        loaded = json.loads(result.stdout.strip().splitlines()[-1])
+        assert loaded["lang"] == "en"
+        assert loaded["pipe_names"] == ["bert_ner"]
+        assert loaded["meta_name"] == PACKAGE_NAME
+        assert project.as_posix() not in loaded["path"]  # loaded from site-packages
+        assert loaded["ents"] == loaded["trained_ents"]
+    finally:
+        subprocess.run([*pip, "uninstall", "-y", PACKAGE], capture_output=True, timeout=120)
