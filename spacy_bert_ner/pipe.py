@@ -245,10 +245,15 @@ class BertNER(TrainablePipe):
         scheme = self.tag_scheme
         for doc, doc_scores in zip(docs, scores, strict=True):
             log_probs = _log_softmax(self.model.ops.to_numpy(doc_scores))
-            tag_ids = scheme.decode(log_probs)
+            # Windows span sentences for context, but entities stay inside one.
+            sent_starts = (
+                doc.to_array("SENT_START") == 1 if doc.has_annotation("SENT_START") else None
+            )
+            tag_ids = scheme.decode(log_probs, sent_starts)
+            entities = scheme.entities(tag_ids, np.exp(log_probs), sent_starts)
             scored = {
                 (start, end): (Span(doc, start, end, label=label), score)
-                for start, end, label, score in scheme.entities(tag_ids, np.exp(log_probs))
+                for start, end, label, score in entities
             }
             for span in self._write(doc, [span for span, _ in scored.values()]):
                 # Span extensions are keyed by offsets, so only spans really written get one.

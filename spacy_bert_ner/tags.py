@@ -198,19 +198,35 @@ class TagScheme:
             and self.allowed[ids[:-1], ids[1:]].all()
         )
 
-    def decode(self, log_probs: np.ndarray) -> np.ndarray:
+    def decode(
+        self, log_probs: np.ndarray, segment_starts: np.ndarray | None = None
+    ) -> np.ndarray:
         """Tag ids of the best-scoring well-formed sequence for one ``(n, T)`` score matrix.
 
         Scores only need to be additive per token (log-probabilities or logits).
+        `segment_starts` (bool, per token) marks where no entity may continue, such as
+        sentence starts: the model reads whole documents, but no entity crosses a sentence.
         """
         scores = np.asarray(log_probs)
         if scores.ndim != 2 or scores.shape[1] != len(self.tags):
             raise ValueError(f"expected shape (n, {len(self.tags)}), got {scores.shape}")
+        cuts = _cuts(segment_starts, len(scores))
         best = scores.argmax(axis=1)
         # The unconstrained optimum bounds the constrained one; if it is well-formed it is it.
-        if self.is_valid(best):
+        if self.is_valid(best) and self._valid_cuts(best, cuts):
             return best.astype(np.int64, copy=False)
-        return self._viterbi(scores)
+        return np.concatenate(
+            [self._decode_segment(part) for part in np.split(scores, cuts)]
+        ).astype(np.int64, copy=False)
+
+    def _valid_cuts(self, tag_ids: np.ndarray, cuts: np.ndarray) -> bool:
+        return bool(
+            self.allowed_end[tag_ids[cuts - 1]].all() and self.allowed_start[tag_ids[cuts]].all()
+        )
+
+    def _decode_segment(self, scores: np.ndarray) -> np.ndarray:
+        best = scores.argmax(axis=1)
+        return best if self.is_valid(best) else self._viterbi(scores)
 
     def _viterbi(self, scores: np.ndarray) -> np.ndarray:
         emissions = np.nan_to_num(
@@ -237,7 +253,10 @@ class TagScheme:
         return path
 
     def entities(
-        self, tag_ids: np.ndarray, probs: np.ndarray | None = None
+        self,
+        tag_ids: np.ndarray,
+        probs: np.ndarray | None = None,
+        segment_starts: np.ndarray | None = None,
     ) -> list[tuple[int, int, str, float]]:
         """Spans ``(start, end_exclusive, label, score)`` of a decoded tag sequence.
 
@@ -256,6 +275,8 @@ class TagScheme:
         prev_types = np.concatenate(([-1], types[:-1]))
         prev_closes = np.concatenate(([True], self._closes[ids[:-1]]))
         begin = inside & (self._begins[ids] | prev_closes | (types != prev_types))
+        cuts = _cuts(segment_starts, n)
+        begin[cuts] = inside[cuts]  # nothing continues across a segment start
         starts = np.flatnonzero(begin)
         bounds = np.append(np.flatnonzero(begin | ~inside), n)
         ends = bounds[np.searchsorted(bounds, starts, side="right")]
@@ -314,6 +335,13 @@ class TagScheme:
             return None
         adjacent = prev is not None and prev[0] in "LU" and prev[1] == label
         return "B" if adjacent else "I"
+
+
+def _cuts(segment_starts: np.ndarray | None, n: int) -> np.ndarray:
+    """Positions (> 0) where a new segment starts."""
+    if segment_starts is None:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.asarray(segment_starts, dtype=bool)[1:n]) + 1
 
 
 def _validate(tags: tuple[str, ...], name: str) -> list[tuple[str, str] | None]:

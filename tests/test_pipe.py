@@ -247,3 +247,12 @@ def test_real_minilm_encoder_load_predict_save_load(tmp_path):
     before = ents(nlp(TEXT))
     nlp.to_disk(tmp_path / "minilm")
     assert ents(spacy.load(tmp_path / "minilm")(TEXT)) == before
+
+
+def test_entities_stay_inside_sentences(nlp):
+    words = ["angela", "merkel", "met", "paris", ".", "berlin", "and", "paris", "met", "the"] * 5
+    sent_starts = [i % 5 == 0 for i in range(len(words))]
+    doc = nlp(Doc(nlp.vocab, words=words, sent_starts=sent_starts))
+    assert doc.ents
+    for ent in doc.ents:
+        assert not any(token.is_sent_start for token in ent[1:])

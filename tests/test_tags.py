@@ -470,3 +470,20 @@ def test_iob1_to_iob2_keeps_conlleval_entities(tags):
     converted = iob1_to_iob2(tags)
     assert well_formed(iob2, ids_of(iob2, converted).tolist())
     assert iob2.entities(ids_of(iob2, converted)) == iob1.entities(ids_of(iob1, tags))
+
+
+@pytest.mark.parametrize("scheme_name", SCHEMES)
+def test_entities_never_cross_segment_starts(scheme_name):
+    scheme = TagScheme.from_labels(["PER"], scheme_name)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(2, 15))
+        log_probs = np.log(rng.dirichlet(np.ones(len(scheme.tags)), size=n))
+        starts = rng.random(n) < 0.3
+        tag_ids = scheme.decode(log_probs, starts)
+        assert scheme.is_valid(tag_ids)
+        for start, end, _, _ in scheme.entities(tag_ids, segment_starts=starts):
+            assert not starts[start + 1 : end].any()
+        cuts = np.flatnonzero(starts[1:]) + 1
+        for part in np.split(tag_ids, cuts):
+            assert scheme.is_valid(part)
