@@ -133,20 +133,16 @@ def forward(
     )
     outside = outside_id(hf_model.config)
     device = get_torch_default_device()
-    table = torch.full(
-        (batch.n_tokens, hf_model.config.num_labels), -NO_PIECE_LOGIT, device=device
-    )
+    table = torch.full((batch.n_tokens, hf_model.config.num_labels), -NO_PIECE_LOGIT, device=device)
     table[:, outside] = NO_PIECE_LOGIT
     backprops = []
     for chunk in batch.chunks:
-        logits, backprop_chunk = transformer(
-            (chunk.input_ids, chunk.attention_mask), is_train
-        )
+        logits, backprop_chunk = transformer((chunk.input_ids, chunk.attention_mask), is_train)
         index = _as_index(chunk.window_index, chunk.position, device)
         table[torch.from_numpy(chunk.token_row).to(device)] = logits[index].to(table.dtype)
         backprops.append((backprop_chunk, logits.shape, logits.dtype, index, chunk.token_row))
 
-    scores = _split(torch2xp(table), batch)
+    scores = _split(cast(Floats2d, torch2xp(table)), batch)
 
     def backprop(d_scores: list[Floats2d]) -> list[Doc]:
         d_table = torch.as_tensor(model.ops.xp.concatenate(d_scores), device=device)
@@ -159,17 +155,13 @@ def forward(
     return scores, backprop
 
 
-def _as_index(
-    rows: Any, columns: Any, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _as_index(rows: Any, columns: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(rows).to(device), torch.from_numpy(columns).to(device)
 
 
 def _split(table: Floats2d, batch: WindowBatch) -> list[Floats2d]:
     starts = batch.doc_starts
-    return [
-        cast(Floats2d, table[starts[i] : starts[i + 1]]) for i in range(len(starts) - 1)
-    ]
+    return [cast(Floats2d, table[starts[i] : starts[i + 1]]) for i in range(len(starts) - 1)]
 
 
 def _convert_inputs(
@@ -224,9 +216,7 @@ def set_transformer(
         convert_inputs=_convert_inputs,
         convert_outputs=_convert_outputs,
         mixed_precision=mixed_precision,
-        grad_scaler=PyTorchGradScaler(
-            enabled=mixed_precision, **model.attrs["grad_scaler_config"]
-        ),
+        grad_scaler=PyTorchGradScaler(enabled=mixed_precision, **model.attrs["grad_scaler_config"]),
     )
     model.layers[:] = [wrapper]
     model.attrs["hf_model"] = hf_model
@@ -338,7 +328,7 @@ def resize_head(hf_model: PreTrainedModel, tags: Sequence[str]) -> None:
                 new_head.bias[i] = old_head.bias[old_tags.index(tag)]
     hf_model.classifier = new_head
     _set_tags(hf_model.config, tags)
-    hf_model.num_labels = len(tags)
+    hf_model.num_labels = len(tags)  # type: ignore[assignment]
 
 
 def _set_tags(config: PretrainedConfig, tags: Sequence[str]) -> None:
@@ -364,8 +354,7 @@ def _load_config(name: str) -> PretrainedConfig:
     except (OSError, ValueError) as err:
         where = "directory" if Path(name).is_absolute() or name.startswith(".") else "hub name"
         raise ModelLoadError(
-            f"Cannot find the model '{name}' (read as a {where}): {_one_line(err)}"
-            f"{_offline_hint()}"
+            f"Cannot find the model '{name}' (read as a {where}): {_one_line(err)}{_offline_hint()}"
         ) from None
 
 
@@ -380,7 +369,7 @@ def _check_safetensors(name: str) -> None:
         f"'{name}' holds no .safetensors weights"
         + (f" (only {', '.join(pickles)})" if pickles else "")
         + ". bert_ner loads safetensors only, since pickle files can run code. Convert once "
-        "with: python -c \"from transformers import AutoModelForTokenClassification as M; "
+        'with: python -c "from transformers import AutoModelForTokenClassification as M; '
         f"M.from_pretrained('{name}', use_safetensors=False).save_pretrained('{name}', "
         'safe_serialization=True)"'
     )

@@ -24,7 +24,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.scorer import Scorer, get_ner_prf
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
-from spacy.util import ensure_path, registry
+from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
 from thinc.types import Floats2d
@@ -51,7 +51,7 @@ SCORE_EXTENSION = "bert_ner_score"
 if not Span.has_extension(SCORE_EXTENSION):
     Span.set_extension(SCORE_EXTENSION, default=None)
 
-DEFAULT_MODEL = {
+DEFAULT_MODEL: dict[str, Any] = {
     "@architectures": "spacy_bert_ner.TokenClassifier.v1",
     "name": "bert-base-cased",
     "max_length": None,
@@ -94,11 +94,9 @@ def make_bert_ner(
     overwrite_ents: replace existing entities (True) or keep them and add only predictions
         that do not overlap them (False).
     """
-    if isinstance(model, str):
-        model = build_token_classifier(name=model)
     return BertNER(
         nlp.vocab,
-        model,
+        build_token_classifier(name=model) if isinstance(model, str) else model,
         name,
         scheme=scheme,
         spans_key=spans_key,
@@ -306,9 +304,7 @@ class BertNER(TrainablePipe):
         """Mean cross-entropy over tokens whose gold tag is known (misaligned ones are skipped)."""
         scheme = self.tag_scheme
         xp = self.model.ops.xp
-        gold = np.concatenate(
-            [scheme.tag_ids_from_biluo(eg.get_aligned_ner()) for eg in examples]
-        )
+        gold = np.concatenate([scheme.tag_ids_from_biluo(eg.get_aligned_ner()) for eg in examples])
         logits = xp.concatenate(scores)
         known = xp.asarray(gold >= 0)
         truth = xp.asarray(np.where(gold >= 0, gold, 0))
@@ -333,7 +329,7 @@ class BertNER(TrainablePipe):
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
         """Write cfg plus the Hugging Face model (safetensors) and tokenizer under `path/model`."""
-        path = ensure_path(path)
+        path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         srsly.write_json(path / "cfg", self.cfg)
         self.hf_model.save_pretrained(path / "model", safe_serialization=True)
@@ -341,7 +337,7 @@ class BertNER(TrainablePipe):
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "BertNER":
         """Read what `to_disk` wrote; local files only, so `spacy.load` never uses the network."""
-        path = ensure_path(path)
+        path = Path(path)
         self.cfg.update(srsly.read_json(path / "cfg"))
         hf_model, tokenizer = load_pretrained(path / "model")
         set_transformer(self.model, hf_model, tokenizer)

@@ -198,9 +198,7 @@ class TagScheme:
             and self.allowed[ids[:-1], ids[1:]].all()
         )
 
-    def decode(
-        self, log_probs: np.ndarray, segment_starts: np.ndarray | None = None
-    ) -> np.ndarray:
+    def decode(self, log_probs: np.ndarray, segment_starts: np.ndarray | None = None) -> np.ndarray:
         """Tag ids of the best-scoring well-formed sequence for one ``(n, T)`` score matrix.
 
         Scores only need to be additive per token (log-probabilities or logits).

@@ -17,16 +17,19 @@ fixed "O" so they can never be part of an entity.
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from spacy.tokens import Doc
 from tokenizers import Encoding
-from transformers import PreTrainedTokenizerFast
 
 from .errors import BertNERError
 
 IntArray = NDArray[np.int64]
+#: A transformers fast tokenizer (`FastTokenizer`); typed loosely because its
+#: attributes are generated at run time and invisible to type checkers.
+FastTokenizer = Any
 
 
 @dataclass
@@ -38,7 +41,7 @@ class SpecialTokens:
     pad_id: int
 
     @classmethod
-    def of(cls, tokenizer: PreTrainedTokenizerFast) -> "SpecialTokens":
+    def of(cls, tokenizer: FastTokenizer) -> "SpecialTokens":
         # Ask the tokenizer rather than assuming BERT's layout, so RoBERTa-style models work.
         marker = -1
         wrapped = tokenizer.build_inputs_with_special_tokens([marker])
@@ -116,7 +119,7 @@ def first_pieces(word_ids: Sequence[int | None], n_words: int) -> IntArray:
 
 def make_windows(
     docs: Sequence[Doc],
-    tokenizer: PreTrainedTokenizerFast,
+    tokenizer: FastTokenizer,
     *,
     max_length: int,
     stride: int | None,
@@ -176,7 +179,7 @@ def make_windows(
     )
 
 
-def _encode(words: list[list[str]], tokenizer: PreTrainedTokenizerFast) -> list[Encoding]:
+def _encode(words: list[list[str]], tokenizer: FastTokenizer) -> list[Encoding]:
     """Wordpieces of whole docs, straight from the Rust tokenizer.
 
     Going around `tokenizer.__call__` skips its Python-side batch conversion and its

@@ -54,7 +54,9 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     path = Path(
-        os.environ.get("SPACY_BERT_NER_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+        os.environ.get(
+            "SPACY_BERT_NER_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+        )
     )
     if not path.is_dir():
         pytest.skip(f"CoNLL data not found at {path} (set SPACY_BERT_NER_DATA)")

@@ -100,7 +100,9 @@ def test_whitespace_and_control_tokens_are_never_entities(nlp):
         assert all(token.text.strip() and token.text not in ("\u200b", "\x07") for token in ent)
 
 
-@settings(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    deadline=None, max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=st.text(max_size=200))
 def test_any_unicode_text_gives_well_formed_entities(nlp, text):
     doc = nlp(text)
@@ -131,7 +133,9 @@ def test_spans_key_and_keeping_existing_entities(tiny_bert):
 def test_initialize_builds_head_for_example_labels(tiny_bert):
     nlp = spacy.blank("en")
     pipe = nlp.add_pipe("bert_ner", config={"model": str(tiny_bert)})
-    doc = Doc(nlp.vocab, words=["Angela", "works", "at", "Siemens"], ents=["B-PER", "O", "O", "B-COMPANY"])
+    doc = Doc(
+        nlp.vocab, words=["Angela", "works", "at", "Siemens"], ents=["B-PER", "O", "O", "B-COMPANY"]
+    )
     nlp.initialize(lambda: [Example(nlp.make_doc(doc.text), doc)])
     assert pipe.labels == ("COMPANY", "PER")
     assert pipe.tag_scheme.tags == ("O", "B-COMPANY", "I-COMPANY", "B-PER", "I-PER")
@@ -231,7 +235,10 @@ def test_n_process_2(nlp, tmp_path):
     loaded = spacy.load(tmp_path / "p")
     texts = [TEXT, "Paris and Berlin", "berlin " * 40] * 3
     expected = [[(e.start, e.end, e.label_) for e in loaded(t).ents] for t in texts]
-    got = [[(e.start, e.end, e.label_) for e in d.ents] for d in loaded.pipe(texts, n_process=2, batch_size=2)]
+    got = [
+        [(e.start, e.end, e.label_) for e in d.ents]
+        for d in loaded.pipe(texts, n_process=2, batch_size=2)
+    ]
     assert got == expected
 
 

@@ -19,7 +19,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tiny_examples(nlp):
     rows = [
-        (["angela", "merkel", "met", "macron", "in", "paris"], ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC"]),
+        (
+            ["angela", "merkel", "met", "macron", "in", "paris"],
+            ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC"],
+        ),
         (["the", "berlin", "of", "angela"], ["O", "B-LOC", "O", "B-PER"]),
         (["paris", "and", "berlin", "met", "merkel"], ["B-LOC", "O", "B-LOC", "O", "B-PER"]),
     ]
