@@ -28,7 +28,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONLL = REPO.parent / "shared" / "data" / "conll2003" / "eng.testb"
-ALL_SYSTEMS = ("raw", "fp32", "int8", "hf", "hfpipe", "trf")
+DEFAULT_SYSTEMS = ("raw", "fp32", "int8", "hf", "hfpipe", "trf")
+# rawseq: the raw forward pass in input-order batches (padded like nlp.pipe's), on request.
+ALL_SYSTEMS = (*DEFAULT_SYSTEMS, "rawseq")
 CONLL_TAGS = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 DOC_SIZES = (1_000, 10_000, 100_000)
 
@@ -150,7 +152,9 @@ def pipe_docs(nlp: Any, sents: Sentences, batch_size: int) -> list[Any]:
     return list(nlp.pipe(docs, batch_size=batch_size))
 
 
-def setup_raw(args: argparse.Namespace, model_dir: Path) -> Callable[[Sentences], None]:
+def setup_raw(
+    args: argparse.Namespace, model_dir: Path, sort: bool = True
+) -> Callable[[Sentences], None]:
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -159,7 +163,9 @@ def setup_raw(args: argparse.Namespace, model_dir: Path) -> Callable[[Sentences]
 
     def run(sents: Sentences) -> None:
         # Globally length-sorted (characters as a proxy for wordpieces): the least padding.
-        order = sorted(range(len(sents.words)), key=lambda i: sum(map(len, sents.words[i])))
+        order = list(range(len(sents.words)))
+        if sort:
+            order.sort(key=lambda i: sum(map(len, sents.words[i])))
         with torch.inference_mode():
             for batch in batches(order, args.batch_size):
                 encoded = tokenizer(
@@ -271,6 +277,7 @@ def setup_trf(args: argparse.Namespace, model_dir: Path) -> Callable[[Sentences]
 
 SETUPS: dict[str, Callable[[argparse.Namespace, Path], Callable[[Sentences], Any]]] = {
     "raw": setup_raw,
+    "rawseq": lambda args, model_dir: setup_raw(args, model_dir, sort=False),
     "fp32": setup_fp32,
     "int8": setup_int8,
     "hf": setup_hf,
@@ -279,6 +286,7 @@ SETUPS: dict[str, Callable[[argparse.Namespace, Path], Callable[[Sentences], Any
 }
 DESCRIPTIONS = {
     "raw": "raw forward (HF tokenizer + model + argmax)",
+    "rawseq": "raw forward, batches in input order",
     "fp32": "bert_ner fp32 (nlp.pipe)",
     "int8": "bert_ner int8 (nlp.pipe)",
     "hf": "transformers pipeline (first)",
@@ -319,6 +327,33 @@ def run_system(
         return Result(name, error=f"{type(err).__name__}: {err}"), None
     print(f"[{name}] {sents.n_words} words in {seconds:.2f} s", flush=True)
     return Result(name, seconds=seconds, words=sents.n_words, docs=out), run
+
+
+def padding_summary(model_dir: Path, sents: Sentences, batch_size: int) -> str:
+    """Wordpieces the forward passes compute: sorted batches vs batches in input order."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, use_fast=True)
+    backend = tokenizer.backend_tokenizer
+    backend.no_padding()
+    backend.no_truncation()
+    encodings = backend.encode_batch(sents.words, is_pretokenized=True, add_special_tokens=True)
+    n = [len(e.ids) for e in encodings]
+
+    def padded(order: list[int]) -> int:
+        return sum(
+            max(n[i] for i in order[b : b + batch_size]) * len(order[b : b + batch_size])
+            for b in range(0, len(order), batch_size)
+        )
+
+    real = sum(n)
+    by_length = padded(sorted(range(len(n)), key=n.__getitem__))
+    in_order = padded(list(range(len(n))))
+    return (
+        f"Wordpieces (with specials) {real}; padded to each batch's longest: length-sorted "
+        f"batches (raw) {by_length} (x{by_length / real:.2f}), input-order batches of "
+        f"{batch_size} (nlp.pipe, hf, rawseq) {in_order} (x{in_order / real:.2f})"
+    )
 
 
 def print_speed_table(results: list[Result], args: argparse.Namespace, sents: Sentences) -> None:
@@ -564,7 +599,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--warmup", type=int, default=256, help="warm-up sentences per system (%(default)s)"
     )
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (%(default)s)")
-    p.add_argument("--systems", default=",".join(ALL_SYSTEMS), help="comma list of %(default)s")
+    p.add_argument(
+        "--systems",
+        default=",".join(DEFAULT_SYSTEMS),
+        help="comma list of %(default)s (also: rawseq)",
+    )
     p.add_argument(
         "--no-memory", dest="memory", action="store_false", help="skip the long-doc table"
     )
@@ -616,6 +655,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             result, _ = run_system(name, args, model_dir, sents)
             results.append(result)
         print_speed_table(results, args, sents)
+        print(padding_summary(model_dir, sents, args.batch_size))
         if args.accuracy:
             print_accuracy(results, sents, model_kind)
         for r in results:
