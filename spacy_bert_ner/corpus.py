@@ -1,0 +1,47 @@
+"""A training corpus reader that keeps document context but not whole documents.
+
+Whole CoNLL documents make batches of one or two stories each (sports tables, one company's
+results), so a step's gradient comes from very few topics. Cutting documents into runs of
+consecutive sentences of about one window's length keeps every sentence's neighbours (what
+the window would show the model anyway) and lets a batch mix many documents.
+"""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Corpus, Example
+from spacy.util import registry
+
+
+@registry.readers("spacy_bert_ner.SentenceRuns.v1")
+def create_sentence_runs_reader(
+    path: Path, max_words: int = 128, limit: int = 0
+) -> Callable[[Language], Iterator[Example]]:
+    """Examples of consecutive sentences of at most `max_words` words (a longer sentence
+    stands alone), read from a .spacy file of documents with sentence starts."""
+    corpus = Corpus(path, limit=limit)
+
+    def read(nlp: Language) -> Iterator[Example]:
+        for example in corpus(nlp):
+            for start, end in sentence_runs(example.reference, max_words):
+                gold = example.reference[start:end].as_doc()
+                yield Example(Doc(nlp.vocab, words=[t.text for t in gold]), gold)
+
+    return read
+
+
+def sentence_runs(doc: Doc, max_words: int) -> Iterator[tuple[int, int]]:
+    """Token ranges of consecutive whole sentences holding at most `max_words` tokens."""
+    if not doc.has_annotation("SENT_START"):
+        yield 0, len(doc)
+        return
+    start = end = 0
+    for sent in doc.sents:
+        if end > start and sent.end - start > max_words:
+            yield start, end
+            start = sent.start
+        end = sent.end
+    if end > start:
+        yield start, end
