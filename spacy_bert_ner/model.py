@@ -21,11 +21,13 @@ from spacy.util import registry
 from thinc.api import (
     ArgsKwargs,
     Model,
+    Optimizer,
     PyTorchGradScaler,
-    PyTorchWrapper_v2,
+    PyTorchShim,
     get_torch_default_device,
     torch2xp,
 )
+from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from thinc.types import Floats2d
 from transformers import (
     AutoConfig,
@@ -57,6 +59,7 @@ def build_token_classifier(
     mixed_precision: bool = True,
     grad_scaler_config: dict[str, Any] | None = None,
     int8: bool = False,
+    head_lr_scale: float = 1.0,
 ) -> Model[list[Doc], list[Floats2d]]:
     """A Hugging Face `*ForTokenClassification` model over strided wordpiece windows.
 
@@ -70,6 +73,9 @@ def build_token_classifier(
         `grad_scaler_config` (thinc's `PyTorchGradScaler` arguments).
     int8: run a dynamically quantized copy (int8 Linear layers) for faster CPU inference; the
         fp32 weights are kept for saving. Inference only: such a model cannot be trained.
+    head_lr_scale: learning-rate multiplier for the classification head. A new head starts
+        from random weights while the encoder is already trained; a short fine-tuning budget
+        at an encoder-sized rate leaves it undertrained.
     """
     return Model(
         "bert_token_classifier",
@@ -83,6 +89,7 @@ def build_token_classifier(
             "mixed_precision": mixed_precision,
             "grad_scaler_config": dict(grad_scaler_config or {}),
             "int8": int8,
+            "head_lr_scale": head_lr_scale,
             "hf_model": None,
             "tokenizer": None,
             "labels_for_head": None,
@@ -211,16 +218,44 @@ def set_transformer(
             )
     # Autocast is CUDA-only in thinc's shim; asking for it on CPU only produces warnings.
     mixed_precision = model.attrs["mixed_precision"] and get_torch_default_device().type == "cuda"
-    wrapper = PyTorchWrapper_v2(
-        runtime,
-        convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
-        mixed_precision=mixed_precision,
-        grad_scaler=PyTorchGradScaler(enabled=mixed_precision, **model.attrs["grad_scaler_config"]),
+    wrapper: Model = Model(
+        "pytorch",
+        pytorch_forward,
+        attrs={"convert_inputs": _convert_inputs, "convert_outputs": _convert_outputs},
+        shims=[
+            TokenClassifierShim(
+                runtime,
+                mixed_precision=mixed_precision,
+                grad_scaler=PyTorchGradScaler(
+                    enabled=mixed_precision, **model.attrs["grad_scaler_config"]
+                ),
+                head_lr_scale=model.attrs["head_lr_scale"],
+            )
+        ],
     )
     model.layers[:] = [wrapper]
     model.attrs["hf_model"] = hf_model
     model.attrs["tokenizer"] = tokenizer
+
+
+class TokenClassifierShim(PyTorchShim):
+    """thinc's PyTorch shim, with its own learning-rate scale for the classification head."""
+
+    def __init__(self, model: Any, *, head_lr_scale: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.head_lr_scale = head_lr_scale
+
+    def finish_update(self, optimizer: Optimizer) -> None:
+        if self.head_lr_scale == 1.0:
+            super().finish_update(optimizer)
+            return
+        scale = self.head_lr_scale
+
+        def scaled(key: tuple[int, str], weights: Any, gradient: Any) -> Any:
+            head = key[1].startswith("classifier.")
+            return optimizer(key, weights, gradient, lr_scale=scale if head else 1.0)
+
+        super().finish_update(cast(Optimizer, scaled))
 
 
 def window_length(model: Model) -> int:

@@ -1,0 +1,74 @@
+"""The thinc model around the Hugging Face classifier: heads, learning rates, int8, limits."""
+
+import pytest
+import spacy
+import torch
+from spacy.tokens import Doc
+from spacy.training import Example
+from thinc.api import Adam
+
+from spacy_bert_ner.errors import BertNERError
+from spacy_bert_ner.model import load_pretrained, resize_head, tag_names, window_length
+
+from .conftest import TINY_MAX_LENGTH, TINY_TAGS
+
+
+def test_resize_head_keeps_rows_of_shared_tags(tiny_bert):
+    hf_model, _ = load_pretrained(tiny_bert)
+    old = hf_model.classifier.weight.detach().clone()
+    new_tags = ["O", "B-PER", "I-PER", "B-DATE", "I-DATE"]
+    resize_head(hf_model, new_tags)
+    assert tag_names(hf_model.config) == new_tags
+    assert hf_model.classifier.weight.shape[0] == 5
+    for i, tag in enumerate(new_tags):
+        if tag in TINY_TAGS:
+            assert torch.equal(hf_model.classifier.weight[i], old[TINY_TAGS.index(tag)])
+    assert not torch.equal(hf_model.classifier.weight[3], old[3])
+
+
+def test_resize_head_keeps_order_when_tags_only_permute(tiny_bert):
+    hf_model, _ = load_pretrained(tiny_bert)
+    resize_head(hf_model, sorted(TINY_TAGS))
+    assert tag_names(hf_model.config) == TINY_TAGS
+
+
+def test_head_lr_scale_speeds_up_only_the_head(tiny_bert):
+    moved = {}
+    for scale in (1.0, 50.0):
+        nlp = spacy.blank("en")
+        pipe = nlp.add_pipe(
+            "bert_ner", config={"model": {"name": str(tiny_bert), "head_lr_scale": scale}}
+        )
+        gold = Doc(nlp.vocab, words=["angela", "merkel", "met"], ents=["B-PER", "I-PER", "O"])
+        examples = [Example(Doc(nlp.vocab, words=["angela", "merkel", "met"]), gold)]
+        nlp.initialize(lambda: examples)
+        head = pipe.hf_model.classifier.weight.detach().clone()
+        embeddings = pipe.hf_model.bert.embeddings.word_embeddings.weight.detach().clone()
+        nlp.update(examples, sgd=Adam(1e-3))
+        moved[scale] = (
+            (pipe.hf_model.classifier.weight - head).abs().max().item(),
+            (pipe.hf_model.bert.embeddings.word_embeddings.weight - embeddings).abs().max().item(),
+        )
+    assert moved[50.0][0] > 20 * moved[1.0][0]
+    assert abs(moved[50.0][1] - moved[1.0][1]) < 1e-6
+
+
+def test_int8_predicts_and_refuses_training(tiny_bert):
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert), "int8": True}})
+    fp32 = spacy.blank("en")
+    fp32.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert)}})
+    words = ["angela", "merkel", "met", "macron", "in", "paris"] * 3
+    assert nlp(Doc(nlp.vocab, words=words)).ents is not None
+    quantized = pipe.model.layers[0].shims[0]._model
+    assert any("quantized" in type(m).__module__ for m in quantized.modules())
+    gold = Doc(nlp.vocab, words=words)
+    with pytest.raises(BertNERError, match="inference only"):
+        nlp.update([Example(Doc(nlp.vocab, words=words), gold)], sgd=Adam(1e-3))
+
+
+def test_window_length_defaults_to_model_limit(tiny_bert):
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert)}})
+    pipe.hf_model  # noqa: B018 - loads the model
+    assert window_length(pipe.model) == TINY_MAX_LENGTH
