@@ -41,7 +41,7 @@ def test_head_lr_scale_speeds_up_only_the_head(tiny_bert):
         )
         gold = Doc(nlp.vocab, words=["angela", "merkel", "met"], ents=["B-PER", "I-PER", "O"])
         examples = [Example(Doc(nlp.vocab, words=["angela", "merkel", "met"]), gold)]
-        nlp.initialize(lambda: examples)
+        nlp.initialize(lambda examples=examples: examples)
         head = pipe.hf_model.classifier.weight.detach().clone()
         embeddings = pipe.hf_model.bert.embeddings.word_embeddings.weight.detach().clone()
         nlp.update(examples, sgd=Adam(1e-3))
