@@ -10,6 +10,7 @@ read the tables.
 """
 
 import argparse
+import contextlib
 import inspect
 import json
 import os
@@ -458,6 +459,19 @@ def profile_fp32(args: argparse.Namespace, model_dir: Path, sents: Sentences) ->
 # -- long documents ---------------------------------------------------------------------------
 
 
+def high_water_kib() -> int:
+    """Peak RSS of this process in KiB: VmHWM where Linux has it, else ru_maxrss.
+
+    ru_maxrss is not reset by exec, so in a subprocess it can report the parent's RSS at fork
+    time; VmHWM belongs to the new address space.
+    """
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+
+
 def memory_child(args: argparse.Namespace, model_dir: Path, sents: Sentences) -> None:
     """One doc of `--memory-child` words in this (fresh) process; prints one JSON line."""
     import psutil
@@ -477,7 +491,7 @@ def memory_child(args: argparse.Namespace, model_dir: Path, sents: Sentences) ->
     repeats = max(1, args.memory_min_words // size)
     docs = [Doc(nlp.vocab, words=words) for _ in range(repeats)]
     process = psutil.Process()
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    rss_loaded = high_water_kib()
     current_loaded = process.memory_info().rss
     sampled = [current_loaded]
     stop = threading.Event()
@@ -494,7 +508,7 @@ def memory_child(args: argparse.Namespace, model_dir: Path, sents: Sentences) ->
     seconds = time.perf_counter() - start
     stop.set()
     sampler.join()
-    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_peak = high_water_kib()
     print(
         json.dumps(
             {
@@ -546,7 +560,7 @@ def memory_table(args: argparse.Namespace, model_dir: Path, short_doc_wps: float
         "Long documents: bert_ner fp32, one pre-tokenized Doc per size, each size in a fresh "
         "process.\n  RSS: current RSS after loading + warm-up + building the Doc, and its peak "
         "sampled every 5 ms while predicting (psutil);\n  maxrss: the process's high-water mark "
-        "(ru_maxrss) after predicting, which includes model loading."
+        "(VmHWM) after predicting, which includes model loading."
     )
     header = (
         f"{'words':>8} {'runs':>5} {'RSS loaded':>11} {'RSS peak':>9} {'growth':>7} "
