@@ -56,6 +56,7 @@ def build_token_classifier(
     max_length: int | None = None,
     stride: int | None = None,
     window_batch_size: int = 32,
+    max_batch_pieces: int = 4096,
     mixed_precision: bool = True,
     grad_scaler_config: dict[str, Any] | None = None,
     int8: bool = False,
@@ -68,7 +69,9 @@ def build_token_classifier(
     max_length: window size in wordpieces, special tokens included; None takes the model's limit.
     stride: wordpieces shared by consecutive windows (Hugging Face's meaning of "stride");
         None shares a quarter of the window.
-    window_batch_size: windows per forward pass; bounds memory whatever the doc length.
+    window_batch_size: windows per forward pass.
+    max_batch_pieces: padded wordpieces per forward pass (at least one window): bounds memory
+        whatever the doc length.
     mixed_precision: autocast on GPU (ignored on CPU); the gradient scaler follows
         `grad_scaler_config` (thinc's `PyTorchGradScaler` arguments).
     int8: run a dynamically quantized copy (int8 Linear layers) for faster CPU inference; the
@@ -86,6 +89,7 @@ def build_token_classifier(
             "max_length": max_length,
             "stride": stride,
             "window_batch_size": window_batch_size,
+            "max_batch_pieces": max_batch_pieces,
             "mixed_precision": mixed_precision,
             "grad_scaler_config": dict(grad_scaler_config or {}),
             "int8": int8,
@@ -137,6 +141,7 @@ def forward(
         max_length=window_length(model),
         stride=model.attrs["stride"],
         window_batch_size=model.attrs["window_batch_size"],
+        max_batch_pieces=model.attrs["max_batch_pieces"],
     )
     outside = outside_id(hf_model.config)
     device = get_torch_default_device()

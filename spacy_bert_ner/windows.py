@@ -124,6 +124,7 @@ def make_windows(
     max_length: int,
     stride: int | None,
     window_batch_size: int,
+    max_batch_pieces: int,
 ) -> WindowBatch:
     """Tokenize a batch of docs once and pack their pieces into length-sorted window chunks.
 
@@ -172,6 +173,7 @@ def make_windows(
                 np.concatenate(token_rows),
                 specials,
                 window_batch_size,
+                max_batch_pieces,
             )
         ),
         doc_starts=doc_starts,
@@ -202,8 +204,12 @@ def _chunks(
     token_rows: IntArray,
     specials: SpecialTokens,
     window_batch_size: int,
+    max_batch_pieces: int,
 ) -> Iterator[WindowChunk]:
-    """Sort windows by length (least padding) and pad them in chunks of `window_batch_size`."""
+    """Sort windows by length (least padding) and pad them in chunks of at most
+    `window_batch_size` windows and `max_batch_pieces` padded pieces (but one window at least):
+    the piece budget is what keeps a long doc's full-length windows from costing more memory
+    than a batch of sentences."""
     lengths = np.fromiter((len(w) for w in windows), dtype=np.int64, count=len(windows))
     order = np.argsort(-lengths, kind="stable")
     rank = np.empty_like(order)
@@ -217,9 +223,11 @@ def _chunks(
     )
     prefix = np.asarray(specials.prefix, dtype=np.int64)
     suffix = np.asarray(specials.suffix, dtype=np.int64)
-    for begin in range(0, len(order), window_batch_size):
-        members = order[begin : begin + window_batch_size]
-        width = int(lengths[members[0]]) + len(specials)
+    begin = 0
+    while begin < len(order):
+        width = int(lengths[order[begin]]) + len(specials)
+        size = max(1, min(window_batch_size, max_batch_pieces // width))
+        members = order[begin : begin + size]
         input_ids = np.full((len(members), width), specials.pad_id, dtype=np.int64)
         attention_mask = np.zeros((len(members), width), dtype=np.int64)
         for row, index in enumerate(members):
@@ -234,3 +242,4 @@ def _chunks(
             position=token_positions[lo:hi],
             token_row=token_rows[lo:hi],
         )
+        begin += len(members)

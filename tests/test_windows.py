@@ -51,7 +51,9 @@ def test_first_pieces_skips_words_without_pieces():
 def test_make_windows_maps_every_token_once(tokenizer):
     nlp = spacy.blank("en")
     docs = [nlp("berlin " * 150), nlp("Angela Merkel"), nlp("  "), nlp("")]
-    batch = make_windows(docs, tokenizer, max_length=32, stride=8, window_batch_size=3)
+    batch = make_windows(
+        docs, tokenizer, max_length=32, stride=8, window_batch_size=3, max_batch_pieces=4096
+    )
     rows = np.concatenate([c.token_row for c in batch.chunks])
     # "  " is a whitespace token: the only token without a wordpiece.
     expected = [i for i in range(batch.n_tokens) if i != 150 + 2]
@@ -69,15 +71,33 @@ def test_make_windows_maps_every_token_once(tokenizer):
 def test_bad_window_settings_are_explained(tokenizer):
     doc = spacy.blank("en")("berlin")
     with pytest.raises(BertNERError, match="stride"):
-        make_windows([doc], tokenizer, max_length=16, stride=14, window_batch_size=4)
+        make_windows(
+            [doc], tokenizer, max_length=16, stride=14, window_batch_size=4, max_batch_pieces=64
+        )
 
 
 @settings(deadline=None, max_examples=30)
 @given(text=st.text(max_size=300))
 def test_any_text_windows(tokenizer, text):
     doc = spacy.blank("en")(text)
-    batch = make_windows([doc], tokenizer, max_length=16, stride=4, window_batch_size=2)
+    batch = make_windows(
+        [doc], tokenizer, max_length=16, stride=4, window_batch_size=2, max_batch_pieces=64
+    )
     rows = np.concatenate([c.token_row for c in batch.chunks]) if batch.chunks else []
     assert len(set(rows)) == len(rows)
     for i in rows:
         assert doc[int(i)].text.strip()
+
+
+def test_chunks_respect_the_piece_budget(tokenizer):
+    nlp = spacy.blank("en")
+    docs = [nlp("berlin " * 300)] + [nlp("paris"), nlp("angela merkel")] * 3
+    batch = make_windows(
+        docs, tokenizer, max_length=32, stride=8, window_batch_size=32, max_batch_pieces=100
+    )
+    for chunk in batch.chunks:
+        assert chunk.input_ids.size <= 100 or chunk.input_ids.shape[0] == 1
+    # The short docs still share a chunk: the budget counts padded pieces, not windows.
+    assert batch.chunks[-1].input_ids.shape[0] >= 5
+    rows = np.concatenate([c.token_row for c in batch.chunks])
+    assert sorted(rows.tolist()) == list(range(batch.n_tokens))
