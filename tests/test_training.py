@@ -138,10 +138,12 @@ def test_minilm_learns_conll_entities(data_dir):
     """A few hundred sentences are enough for a real F1; an untrained head scores near 0."""
     from spacy_bert_ner.model import minilm_name
 
+    fix_random_seed(0)
     train = conll_slice(data_dir / "conll2003" / "eng.train", 600)
-    held_apart = conll_slice(data_dir / "conll2003" / "eng.testa", 300)
+    held_apart = conll_slice(data_dir / "conll2003" / "eng.testa", 200)
     nlp = spacy.blank("en")
-    nlp.add_pipe("bert_ner", config={"model": {"name": minilm_name()}})
+    model = {"name": minilm_name(), "max_length": 128, "head_lr_scale": 20.0}
+    nlp.add_pipe("bert_ner", config={"model": model})
     examples = [Example(Doc(nlp.vocab, words=[t.text for t in d]), d) for d in train]
     nlp.initialize(lambda: examples)
 
@@ -150,10 +152,10 @@ def test_minilm_learns_conll_entities(data_dir):
         return score_docs(held_apart, list(nlp.pipe(inputs)))["conlleval"]["f1"]
 
     untrained = f1()
-    optimizer = Adam(1e-4)
+    optimizer = Adam(2e-4)
     for _ in range(3):
         for start in range(0, len(examples), 16):
             nlp.update(examples[start : start + 16], sgd=optimizer)
     trained = f1()
-    assert untrained < 0.2
-    assert trained >= 0.55, f"F1 {trained:.3f} after fine-tuning (untrained {untrained:.3f})"
+    assert untrained < 0.1, f"untrained F1 {untrained:.3f}"
+    assert trained >= 0.6, f"F1 {trained:.3f} after fine-tuning (untrained {untrained:.3f})"
