@@ -56,7 +56,7 @@ def build_token_classifier(
     max_length: int | None = None,
     stride: int | None = None,
     window_batch_size: int = 32,
-    max_batch_pieces: int = 4096,
+    max_batch_pieces: int = 2048,
     mixed_precision: bool = True,
     grad_scaler_config: dict[str, Any] | None = None,
     int8: bool = False,

@@ -57,7 +57,7 @@ DEFAULT_MODEL: dict[str, Any] = {
     "max_length": None,
     "stride": None,
     "window_batch_size": 32,
-    "max_batch_pieces": 4096,
+    "max_batch_pieces": 2048,
     "mixed_precision": True,
     "grad_scaler_config": {},
     "int8": False,
