@@ -71,7 +71,7 @@ def bert_ner_loop(docs, name: str, steps: int, words_per_batch: int):
     config = load_config(REPO / "configs" / "cpu.cfg")
     config["components"]["bert_ner"]["model"]["name"] = name
     config["training"]["batcher"]["size"]["rate"] = words_per_batch
-    nlp = spacy.blank("en")
+    nlp = spacy.blank("en", vocab=docs[0].vocab)  # the gold docs' labels live in that vocab
     nlp.add_pipe("bert_ner", config={"model": config["components"]["bert_ner"]["model"]})
     training = registry.resolve(config["training"])
     optimizer, batcher = training["optimizer"], training["batcher"]
