@@ -264,14 +264,19 @@ class TokenClassifierShim(PyTorchShim):
 
 
 def window_length(model: Model) -> int:
-    """`max_length` if configured, else the model's own limit (positions and tokenizer)."""
-    if model.attrs["max_length"] is not None:
-        return int(model.attrs["max_length"])
+    """`max_length` capped at the model's own limit (positions and tokenizer), or that limit.
+
+    The cap lets one config serve encoders of different sizes: a window longer than the
+    position table would fail deep inside the model.
+    """
     config = get_hf_model(model).config
     limit = getattr(config, "max_position_embeddings", 512)
     if config.model_type in ("roberta", "xlm-roberta", "camembert"):
         limit -= 2  # their position ids start after the padding index
-    return int(min(limit, model.attrs["tokenizer"].model_max_length))
+    limit = min(limit, model.attrs["tokenizer"].model_max_length)
+    if model.attrs["max_length"] is not None:
+        limit = min(limit, model.attrs["max_length"])
+    return int(limit)
 
 
 def tag_names(config: PretrainedConfig) -> list[str]:

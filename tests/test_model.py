@@ -72,3 +72,12 @@ def test_window_length_defaults_to_model_limit(tiny_bert):
     pipe = nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert)}})
     pipe.hf_model  # noqa: B018 - loads the model
     assert window_length(pipe.model) == TINY_MAX_LENGTH
+
+
+def test_configured_window_length_is_capped_at_the_model_limit(tiny_bert):
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert), "max_length": 512}})
+    pipe.hf_model  # noqa: B018 - loads the model
+    assert window_length(pipe.model) == TINY_MAX_LENGTH
+    doc = nlp(Doc(nlp.vocab, words=["berlin"] * 200))  # would overflow 64 positions uncapped
+    assert len(doc) == 200
