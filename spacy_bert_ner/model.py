@@ -153,7 +153,8 @@ def forward(
     for chunk in batch.chunks:
         logits, backprop_chunk = transformer((chunk.input_ids, chunk.attention_mask), is_train)
         index = _as_index(chunk.window_index, chunk.position, device)
-        table[torch.from_numpy(chunk.token_row).to(device)] = logits[index].to(table.dtype)
+        # Detached: gradients go back through backprop_chunk, not through the table's graph.
+        table[torch.from_numpy(chunk.token_row).to(device)] = logits[index].detach().to(table.dtype)
         backprops.append((backprop_chunk, logits.shape, logits.dtype, index, chunk.token_row))
 
     scores = _split(cast(Floats2d, torch2xp(table)), batch)
