@@ -184,7 +184,6 @@ class BertNER(TrainablePipe):
         if label in self.labels:
             return 0
         self.cfg["labels"] = sorted({*self.labels, label})
-        self.model.attrs["labels_for_head"] = None
         return 1
 
     def initialize(
@@ -212,12 +211,10 @@ class BertNER(TrainablePipe):
                 TagScheme.from_tags(list(current), self.cfg["scheme"]) if current else None
             )
             scheme = self.cfg["scheme"] or (current_scheme.name if current_scheme else "IOB2")
-            if current_scheme is not None and (current_scheme.name, set(current_scheme.labels)) == (
+            if current_scheme is None or (current_scheme.name, set(current_scheme.labels)) != (
                 scheme,
                 wanted,
             ):
-                self.model.attrs["labels_for_head"] = None
-            else:
                 self.model.attrs["labels_for_head"] = TagScheme.from_labels(wanted, scheme).tags
         self.model.initialize()
         self.model.attrs["labels_for_head"] = None
