@@ -121,18 +121,25 @@ def jsonl_records(lines: Iterable[bytes], text_field: str, id_field: str) -> Ite
         yield make_record(line_no, value, text_field, id_field)
 
 
-def parquet_records(source: Any, text_field: str, id_field: str) -> Iterator[Record]:
-    """Records from a Parquet file (a path or a random-access file), reading two columns only."""
+def open_parquet(source: Any, name: str | Path) -> Any:
+    """A `pyarrow.parquet.ParquetFile` of `source` (a path or a random-access file)."""
     try:
         import pyarrow.parquet as pq
     except ImportError as err:
         raise BertNERError("reading Parquet needs pyarrow: pip install pyarrow") from err
     try:
-        parquet = pq.ParquetFile(source)
+        return pq.ParquetFile(source)
     except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ...
-        raise BertNERError(f"{source}: not a readable Parquet file: {err}") from err
+        raise BertNERError(f"{name}: not a readable Parquet file: {err}") from err
+
+
+def parquet_records(
+    source: Any, text_field: str, id_field: str, name: str | Path = ""
+) -> Iterator[Record]:
+    """Records from a Parquet file (a path or a random-access file), reading two columns only."""
+    parquet = open_parquet(source, name or source)
     names = set(parquet.schema_arrow.names)
-    columns = [name for name in dict.fromkeys((id_field, text_field)) if name in names]
+    columns = [column for column in dict.fromkeys((id_field, text_field)) if column in names]
     line = 0
     for batch in parquet.iter_batches(batch_size=PARQUET_ROWS_PER_BATCH, columns=columns):
         rows = batch.to_pylist() if columns else [{}] * batch.num_rows
@@ -374,15 +381,12 @@ def check_arguments(
         raise BertNERError(f"{output if output.is_dir() else errors} is a directory, not a file")
     if batch_size < 1 or workers < 1:
         raise BertNERError(f"--batch-size and --workers must be >= 1, not {batch_size}/{workers}")
+    if is_parquet(input_path):
+        open_parquet(input_path, input_path)  # fails here, not in a Ray read task
     if gpus_per_worker < 0:
         raise BertNERError(f"--gpus-per-worker must be >= 0, not {gpus_per_worker}")
     if engine == "local" and gpus_per_worker > 0 and workers > 1:
         raise BertNERError("the local engine uses one GPU in one process: --workers 1 (or ray)")
-    if engine == "ray" and not Path(model).exists():
-        from spacy.util import is_package
-
-        if not is_package(model):
-            raise BertNERError(f"model not found: {model} (no such directory or package)")
 
 
 def local_results(
@@ -437,6 +441,9 @@ def annotate(
             if err.name not in ("ray", "pyarrow"):
                 raise
             raise BertNERError("--engine ray needs Ray: pip install 'spacy-bert-ner[ray]'") from err
+        # Ray reports an actor that failed to load as a multi-page traceback without its
+        # cause; loading the pipeline here once turns that into the usual one line.
+        load_pipeline(model)
     done = read_done(output, errors)
     options: dict[str, Any] = {
         "text_field": text_field,

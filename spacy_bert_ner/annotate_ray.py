@@ -48,7 +48,6 @@ from .annotate import (
     parquet_records,
     triage,
 )
-from .errors import BertNERError
 from .loading import load_pipeline
 
 RECORD_SCHEMA = pa.schema(
@@ -74,7 +73,7 @@ class RecordsDatasource(FileBasedDatasource):
 
     def _read_stream(self, f: Any, path: str) -> Iterator[pa.Table]:
         if is_parquet(path):
-            records = parquet_records(f, self.text_field, self.id_field)
+            records = parquet_records(f, self.text_field, self.id_field, name=path)
         else:
             records = jsonl_records(io.BufferedReader(f), self.text_field, self.id_field)
         for block in minibatch(records, ROWS_PER_BLOCK):
@@ -123,21 +122,6 @@ class RecordAnnotator:
         return {"kind": [kind for kind, _ in results], "line": [line for _, line in results]}
 
 
-def _bert_ner_cause(error: BaseException) -> BertNERError | None:
-    """The package's own error inside a Ray error (an actor that could not load the model)."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [error]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, BertNERError):
-            return current
-        todo += [getattr(current, "cause", None), current.__cause__, current.__context__]
-    return None
-
-
 def ray_results(
     model: str,
     input_path: Path,
@@ -183,11 +167,6 @@ def ray_results(
         for block in results.iter_batches(batch_size=None, batch_format="pyarrow"):
             kinds, lines = block.column("kind").to_pylist(), block.column("line").to_pylist()
             yield list(zip(kinds, lines, strict=True))
-    except Exception as err:
-        cause = _bert_ner_cause(err)
-        if cause is None:
-            raise
-        raise cause from None
     finally:
         if started_ray:
             ray.shutdown()

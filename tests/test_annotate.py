@@ -307,6 +307,9 @@ def test_cli_annotate(pipeline, mixed_input, tmp_path) -> None:
         (["{model}", "{input}", "out.jsonl", "--workers", "0"], "--workers must be >= 1"),
         (["{model}", "{input}", "{input}"], "must be three different files"),
         (["{model}", "{input}", "bad.jsonl"], "bad.jsonl:1: not a line written by annotate"),
+        (["{model}", "bad.parquet", "out.jsonl"], "bad.parquet: not a readable Parquet file"),
+        # Checked before Ray starts: an actor that cannot load gives no readable error.
+        ([".", "{input}", "out.jsonl", "--engine", "ray"], "cannot load model ."),
     ],
 )
 def test_cli_bad_arguments_fail_as_one_line(
@@ -314,6 +317,7 @@ def test_cli_bad_arguments_fail_as_one_line(
 ):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.jsonl").write_text('{"id": 1, "text": "an input, not an output"}\n')
+    (tmp_path / "bad.parquet").write_text("not Parquet")
     args = [a.format(model=pipeline, input=mixed_input) for a in args]
     result = CliRunner().invoke(app, ["annotate", *args])
     assert result.exit_code == 1
