@@ -10,9 +10,9 @@ datasource, runs the local engine's own readers (`annotate.jsonl_records`,
 `annotate.parquet_records`) in its read task: Ray sees exactly the records local sees, as Arrow
 blocks.
 
-Duplicates. A group-by over the ids brings back to the driver only the ids that repeat, with
-their first line; the actors turn the other lines of those ids into duplicate errors, as the
-local engine does while streaming.
+Duplicates. Before annotating, the (id, line) pairs stream back to the driver, which finds the
+ids on more than one line and their first line; the actors turn the other lines of those ids
+into duplicate errors, as the local engine does while streaming.
 
 Annotating. `map_batches` with the actor class `RecordAnnotator`: each of the `workers` actors
 loads the pipeline once (on its own GPU share with `gpus_per_worker`) and turns a batch of
@@ -31,9 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 import ray
-from ray.data.aggregate import Count, Min
 from ray.data.datasource import FileBasedDatasource
-from ray.data.expressions import col
 from spacy.util import minibatch
 
 from .annotate import (
@@ -53,15 +51,19 @@ from .loading import load_pipeline
 RECORD_SCHEMA = pa.schema(
     [("line", pa.int64()), ("id", pa.string()), ("text", pa.string()), ("error", pa.string())]
 )
-ROWS_PER_BLOCK = 1024
 # The read task parses JSON lines, a small fraction of a core next to the model; asking for no
 # CPU keeps it from waiting for a core that the actors hold (2 actors on `num_cpus=2`).
 READ_TASK_CPUS = 0
+ROWS_PER_TABLE = 1024
 ACTOR_CPUS = 1  # tokenization, windows and decoding run on the actor's CPU beside its GPU
 
 
 class RecordsDatasource(FileBasedDatasource):
-    """One JSONL or Parquet file as blocks of `RECORD_SCHEMA` rows, read by `annotate`'s readers."""
+    """One JSONL or Parquet file as `RECORD_SCHEMA` rows, read by `annotate`'s own readers.
+
+    Ray merges the tables read into blocks and splits those for parallelism (into at least
+    200 for a large file); `map_batches` then hands each actor `batch_size` rows at a time.
+    """
 
     def __init__(self, path: str, text_field: str, id_field: str) -> None:
         super().__init__(path, file_extensions=None)
@@ -76,7 +78,7 @@ class RecordsDatasource(FileBasedDatasource):
             records = parquet_records(f, self.text_field, self.id_field, name=path)
         else:
             records = jsonl_records(io.BufferedReader(f), self.text_field, self.id_field)
-        for block in minibatch(records, ROWS_PER_BLOCK):
+        for block in minibatch(records, ROWS_PER_TABLE):
             yield pa.Table.from_pylist(
                 [{name: getattr(r, name) for name in RECORD_SCHEMA.names} for r in block],
                 schema=RECORD_SCHEMA,
@@ -84,19 +86,22 @@ class RecordsDatasource(FileBasedDatasource):
 
 
 def repeated_ids(records: ray.data.Dataset) -> dict[str, int]:
-    """The ids on more than one line, each with its first line: a group-by over (id, line).
+    """The ids on more than one line, each with its first line.
 
-    One shuffle partition per CPU of the cluster: Ray's default (200) costs seconds of task
-    overhead on a small input, and (id, line) pairs are small.
+    The (id, line) pairs stream back to the driver, which keeps one entry per id, as the
+    local engine does (and as resume keeps the written ids). A distributed group-by would
+    spare that memory, but costs a shuffle: 12 s of actor start-up on 2 cores for any input.
     """
-    partitions = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    groups = (
-        records.select_columns(["id", "line"])
-        .groupby("id", num_partitions=partitions)
-        .aggregate(Count(alias_name="n"), Min("line", alias_name="first"))
-    )
-    repeated = groups.filter(expr=(col("n") > 1) & (col("id") != NO_ID))
-    return {group["id"]: group["first"] for group in repeated.take_all()}
+    first: dict[str, int] = {}
+    repeated: set[str] = set()
+    pairs = records.select_columns(["id", "line"])
+    for batch in pairs.iter_batches(batch_size=None, batch_format="numpy"):
+        for record_id, line in zip(batch["id"].tolist(), batch["line"].tolist(), strict=True):
+            seen = first.setdefault(record_id, line)
+            if seen != line and record_id != NO_ID:
+                repeated.add(record_id)
+                first[record_id] = min(seen, line)
+    return {record_id: first[record_id] for record_id in repeated}
 
 
 class RecordAnnotator:
