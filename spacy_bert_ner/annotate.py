@@ -342,7 +342,8 @@ class Annotator:
 
 @dataclass
 class Tally:
-    """What a run did; `seconds` is the wall time from reading the first record to the end."""
+    """What a run did. `seconds`: the wall time of writing, from the first record read to the
+    end; it leaves out loading the local pipeline, but holds Ray's start-up (actors, loads)."""
 
     annotated: int = 0
     errors: int = 0
@@ -373,8 +374,10 @@ def check_arguments(
     """One-line errors for arguments that cannot work, before any pipeline is loaded."""
     if engine not in ENGINES:
         raise BertNERError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
-    if not input_path.is_file():
+    if not input_path.exists():
         raise BertNERError(f"input not found: {input_path}")
+    if not input_path.is_file():
+        raise BertNERError(f"input is not a file: {input_path}")
     if len({input_path.resolve(), output.resolve(), errors.resolve()}) < 3:
         raise BertNERError(f"{output}: input, output and errors must be three different files")
     if output.is_dir() or errors.is_dir():
