@@ -1,4 +1,4 @@
-"""`python -m spacy_bert_ner ...`: the commands that project.yml runs.
+"""`python -m spacy_bert_ner ...`: the commands that project.yml runs, and `annotate`.
 
 Each command catches the package's own input errors and prints them as one line, so a bad
 CoNLL line or a missing model never ends in a traceback.
@@ -53,6 +53,45 @@ def evaluate(
     try:
         evaluate_pipeline(
             model, data_path, output=output, plot=plot, errors_html=errors_html, gpu_id=gpu_id
+        )
+    except BertNERError as err:
+        fail(err)
+
+
+@app.command()
+def annotate(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    input_path: Path = typer.Argument(..., help="JSONL file (or .parquet), one record per line"),
+    output: Path = typer.Argument(..., help="JSONL of entities per record; a rerun resumes it"),
+    engine: str = typer.Option("local", "--engine", help="local (nlp.pipe) or ray (Ray Data)"),
+    text_field: str = typer.Option("text", "--text-field", help="Field holding the text"),
+    id_field: str = typer.Option(
+        "id", "--id-field", help="Field holding the id (the line number where absent)"
+    ),
+    batch_size: int = typer.Option(256, "--batch-size", help="Docs per pipeline batch"),
+    workers: int = typer.Option(1, "--workers", help="Processes (local) or actors (ray)"),
+    gpus_per_worker: float = typer.Option(
+        0.0, "--gpus-per-worker", help="GPUs per worker (ray actors may take fractions)"
+    ),
+    errors: Path = typer.Option(
+        None, "--errors", help="JSONL of records that failed (default: OUTPUT.errors.jsonl)"
+    ),
+) -> None:
+    """Write the entities of every input record; failures go to the errors file."""
+    from .annotate import annotate as annotate_records
+
+    try:
+        annotate_records(
+            model,
+            input_path,
+            output,
+            errors=errors,
+            engine=engine,
+            text_field=text_field,
+            id_field=id_field,
+            batch_size=batch_size,
+            workers=workers,
+            gpus_per_worker=gpus_per_worker,
         )
     except BertNERError as err:
         fail(err)

@@ -35,7 +35,8 @@ from spacy.training import Example
 from tqdm import tqdm
 from wasabi import msg
 
-from .errors import BertNERError, ModelLoadError
+from .errors import BertNERError
+from .loading import load_pipeline
 
 MISSED = "MISSED"
 SPURIOUS = "SPURIOUS"
@@ -339,15 +340,6 @@ def _unannotated_copy(nlp: spacy.Language, gold: Doc) -> Doc:
     )
 
 
-def _load_model(model: str) -> spacy.Language:
-    if not Path(model).exists() and not spacy.util.is_package(model):
-        raise ModelLoadError(f"model not found: {model} (no such directory or installed package)")
-    try:
-        return spacy.load(model)
-    except (OSError, ValueError) as err:
-        raise ModelLoadError(f"cannot load model {model}: {err}") from err
-
-
 def evaluate_pipeline(
     model: str,
     data_path: Path,
@@ -368,12 +360,7 @@ def evaluate_pipeline(
     data_path = Path(data_path)
     if not data_path.exists():
         raise BertNERError(f"gold data not found: {data_path}")
-    if gpu_id >= 0:
-        try:
-            spacy.require_gpu(gpu_id)
-        except ValueError as err:
-            raise BertNERError(f"GPU {gpu_id} is not usable: {err}") from err
-    nlp = _load_model(model)
+    nlp = load_pipeline(model, gpu_id)
     gold_docs = load_gold_docs(data_path, nlp.vocab)
     if not gold_docs:
         raise BertNERError(f"{data_path}: no documents to evaluate on")
