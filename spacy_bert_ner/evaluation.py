@@ -35,7 +35,8 @@ from spacy.training import Example
 from tqdm import tqdm
 from wasabi import msg
 
-from .errors import BertNERError, ModelLoadError
+from .errors import BertNERError, ModelLoadError, one_line
+from .io import atomic_path
 
 MISSED = "MISSED"
 SPURIOUS = "SPURIOUS"
@@ -212,7 +213,6 @@ def plot_metrics(
         ) from err
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     scores = metrics["conlleval"]
     labels = list(scores["per_type"])
     rows = list(confusion)
@@ -257,7 +257,8 @@ def plot_metrics(
         bar.set_label("spans (log colour scale)")
         bar.minorticks_off()
         fig.tight_layout()
-        fig.savefig(path, format="png", dpi=120)
+        with atomic_path(path) as tmp_path:
+            fig.savefig(tmp_path, format="png", dpi=120)
     finally:
         plt.close(fig)
     return path
@@ -321,8 +322,8 @@ def write_error_page(
         parsed, style="ent", page=True, manual=True, jupyter=False, options=DISPLACY_OPTIONS
     )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf8")
+    with atomic_path(path) as tmp_path:
+        tmp_path.write_text(html, encoding="utf8")
     return path
 
 
@@ -345,7 +346,7 @@ def _load_model(model: str) -> spacy.Language:
     try:
         return spacy.load(model)
     except (OSError, ValueError) as err:
-        raise ModelLoadError(f"cannot load model {model}: {err}") from err
+        raise ModelLoadError(f"cannot load model {model}: {one_line(err)}") from None
 
 
 def evaluate_pipeline(
@@ -368,6 +369,10 @@ def evaluate_pipeline(
     data_path = Path(data_path)
     if not data_path.exists():
         raise BertNERError(f"gold data not found: {data_path}")
+    for target in (output, plot, errors_html):
+        # Caught before predicting, which may take minutes; other write failures come after.
+        if target is not None and Path(target).is_dir():
+            raise BertNERError(f"{target}: is a directory; give a file name to write")
     if gpu_id >= 0:
         try:
             spacy.require_gpu(gpu_id)
@@ -393,8 +398,8 @@ def evaluate_pipeline(
     print_report(metrics)
     if output is not None:
         output = Path(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(output, metrics)
+        with atomic_path(output) as tmp_path:
+            srsly.write_json(tmp_path, metrics)
         msg.good(f"Metrics written to {output}")
     if plot is not None:
         msg.good(f"Plot written to {plot_metrics(metrics, confusion, plot)}")
