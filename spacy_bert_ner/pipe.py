@@ -105,7 +105,8 @@ def make_bert_ner(
     on_bad_gold: what training does with a gold entity it cannot learn, i.e. one whose edges
         fall inside a token of the predicted doc (misaligned) or whose label the head does
         not predict: "error" stops with the doc and entity named; "skip" leaves the
-        entity's tokens out of the loss and logs a warning with a running count.
+        entity's tokens out of the loss and logs it once with a running count (warnings for
+        the first ten and the 100th, 1000th, ...; debug messages for the others).
     """
     return BertNER(
         nlp.vocab,
@@ -377,13 +378,19 @@ class BertNER(TrainablePipe):
                     'on_bad_gold = "skip" to leave such entities out of the loss'
                 )
             key = (hash(ref.text), entity.start_char, entity.end_char, entity.label_)
-            if key not in self._skipped_gold:
-                self._skipped_gold.add(key)
-                logger.warning(
-                    "bert_ner: left out of the loss: %s (%d bad gold entities skipped so far)",
-                    what,
-                    len(self._skipped_gold),
-                )
+            if key in self._skipped_gold:
+                continue
+            self._skipped_gold.add(key)
+            count = len(self._skipped_gold)
+            # A corpus trained on a deliberate subset of its labels skips thousands: warn
+            # for the first ten, then at 100, 1000, ...; the rest go to the debug log.
+            loud = count <= 10 or str(count).rstrip("0") == "1"
+            logger.log(
+                logging.WARNING if loud else logging.DEBUG,
+                "bert_ner: left out of the loss: %s (%d bad gold entities skipped so far)",
+                what,
+                count,
+            )
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
         validate_examples(examples, "BertNER.score")

@@ -204,6 +204,19 @@ def test_skipped_bad_gold_is_logged_once_counted_and_left_out_of_the_loss(tiny_b
     assert not d_scores[1][3].any() and d_scores[1][0].any()
 
 
+def test_many_skipped_entities_warn_for_the_first_ten_then_at_powers_of_ten(tiny_bert, caplog):
+    nlp, pipe = tiny_pipeline(tiny_bert, on_bad_gold="skip")
+    nlp.initialize(lambda: tiny_examples(nlp))
+    words = ["siemens", "and"] * 100  # 100 distinct ORG entities, a label the head lacks
+    gold = Doc(nlp.vocab, words=words, ents=["B-ORG", "O"] * 100)
+    example = Example(Doc(nlp.vocab, words=words), gold)
+    with caplog.at_level(logging.DEBUG, logger="spacy.bert_ner"):
+        pipe.get_loss([example], pipe.model.predict([example.predicted]))
+        pipe.get_loss([example], pipe.model.predict([example.predicted]))  # nothing new
+    levels = [r.levelno for r in caplog.records if "left out of the loss" in r.getMessage()]
+    assert levels == [logging.WARNING] * 10 + [logging.DEBUG] * 89 + [logging.WARNING]
+
+
 def test_resumed_component_meeting_an_unknown_label_says_how_to_add_it(tiny_bert, tmp_path):
     nlp, _ = tiny_pipeline(tiny_bert)
     nlp.initialize(lambda: tiny_examples(nlp))
