@@ -280,7 +280,7 @@ def _read_text(text: str) -> list:
         return read_conll(_write(Path(tmp), text))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     tag_sentences=st.lists(st.lists(TAG_ALPHABET, min_size=1, max_size=8), min_size=1, max_size=6)
 )
@@ -447,7 +447,7 @@ def render_tags(n_words: int, entities: list[tuple[int, int, str]], scheme: str)
     return tags
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(
     documents=st.lists(st.lists(conll_sentences(), max_size=3), min_size=1, max_size=3),
     scheme=st.sampled_from(["IOB1", "IOB2"]),

@@ -369,7 +369,7 @@ def test_keeping_existing_entities_labels_every_other_token(tiny_bert):
 
 
 @settings(
-    deadline=None, max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    deadline=None, max_examples=500, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(text=st.text(max_size=200))
 def test_any_unicode_text_gives_well_formed_entities(nlp, text):
@@ -410,7 +410,7 @@ def docs_with_existing_entities(draw):
 
 
 @settings(
-    deadline=None, max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    deadline=None, max_examples=500, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(case=docs_with_existing_entities(), overwrite=st.booleans())
 def test_any_doc_with_existing_entities_loses_no_token(windowed, case, overwrite):

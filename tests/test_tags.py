@@ -461,7 +461,7 @@ def test_iob1_to_iob2_rejects_other_tags():
         iob1_to_iob2(["O", "S-PER"])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(["O", "B-X", "I-X", "B-Y", "I-Y"]), max_size=12))
 def test_iob1_to_iob2_keeps_conlleval_entities(tags):
     """Converting must not change which entities an IOB1 reader sees, and yields valid IOB2."""
