@@ -165,8 +165,10 @@ class BertNER(TrainablePipe):
             "scheme": scheme,
             "spans_key": spans_key,
             "overwrite_ents": overwrite_ents,
-            "on_bad_gold": on_bad_gold,
         }
+        # A training-time choice, not part of the trained model: kept out of the saved cfg,
+        # so a loaded pipeline takes it from its config (and its overrides).
+        self.on_bad_gold = on_bad_gold
         self._tag_scheme: TagScheme | None = None
         # Bad gold entities already warned about (with on_bad_gold = "skip"), so each is
         # logged and counted once however many epochs see it.
@@ -366,7 +368,7 @@ class BertNER(TrainablePipe):
                 f"gold entity {entity.text!r} ({entity.label_}, {where}doc {_excerpt(ref)!r}, "
                 f"characters {entity.start_char}-{entity.end_char}) {problem}"
             )
-            if self.cfg["on_bad_gold"] == "error":
+            if self.on_bad_gold == "error":
                 fix = (
                     "call add_label() before training, or initialize with labels that include "
                     "it ([initialize.components.bert_ner] labels); "
@@ -375,7 +377,8 @@ class BertNER(TrainablePipe):
                 )
                 raise BertNERError(
                     f"bert_ner: {what}. To train anyway, {fix}or set [components.bert_ner] "
-                    'on_bad_gold = "skip" to leave such entities out of the loss'
+                    'on_bad_gold = "skip" (in the config.cfg of a sourced pipeline) to leave '
+                    "such entities out of the loss"
                 )
             key = (hash(ref.text), entity.start_char, entity.end_char, entity.label_)
             if key in self._skipped_gold:
