@@ -99,7 +99,8 @@ def make_bert_ner(
         (shorthand for that block with default settings).
     scheme: IOB2, IOB1, BIOES or BILOU; None detects it from the model's labels (IOB2 for new
         heads). Needed only for IOB1 models, whose label set looks like IOB2.
-    spans_key: write predictions to `doc.spans[spans_key]` instead of `doc.ents`.
+    spans_key: write predictions to `doc.spans[spans_key]` instead of `doc.ents`, and take
+        the training gold from that span group (whose spans must not overlap).
     overwrite_ents: replace existing entities (True) or keep them and add only predictions
         that do not overlap them (False).
     on_bad_gold: what training does with a gold entity it cannot learn, i.e. one whose edges
@@ -246,7 +247,8 @@ class BertNER(TrainablePipe):
         self.cfg["labels"] = list(self.labels)
         # Fail before training starts, not at the batch that holds the first bad entity.
         for index, example in enumerate(get_examples()):
-            self._check_gold(example, example.get_aligned_ner(), index)
+            gold_example = self._as_ents(example, index)
+            self._check_gold(gold_example, gold_example.get_aligned_ner(), index)
 
     def _labels_in(self, examples: Iterable[Example]) -> set[str]:
         key = self.cfg["spans_key"]
@@ -353,9 +355,34 @@ class BertNER(TrainablePipe):
     def _gold_tag_ids(self, example: Example, scheme: TagScheme) -> np.ndarray:
         """Targets for one example's tokens, -1 where the loss ignores them: no gold
         annotation, or (after `_check_gold`) a bad entity that on_bad_gold skips."""
+        example = self._as_ents(example)
         biluo = example.get_aligned_ner()
         self._check_gold(example, biluo)
         return scheme.tag_ids_from_biluo(biluo)
+
+    def _as_ents(self, example: Example, index: int | None = None) -> Example:
+        """The example with its gold spans as entities: with `spans_key`, the gold is the
+        reference's `doc.spans[spans_key]`, which training reads through `doc.ents` (one tag
+        per token, so the spans must not overlap)."""
+        key = self.cfg["spans_key"]
+        if key is None:
+            return example
+        ref = example.reference
+        gold = ref.copy()
+        gold.set_ents([], default="missing")  # unannotated unless the doc has the span group
+        if key in ref.spans:
+            spans = sorted(ref.spans[key], key=lambda span: (span.start, span.end))
+            for before, after in zip(spans, spans[1:], strict=False):
+                if after.start < before.end:
+                    where = f"training example {index}, " if index is not None else ""
+                    raise BertNERError(
+                        f"bert_ner: gold spans {before.text!r} ({before.label_}) and "
+                        f"{after.text!r} ({after.label_}) of doc.spans[{key!r}] overlap "
+                        f"({where}doc {_excerpt(ref)!r}); a token classifier learns one "
+                        "entity per token: keep one of them"
+                    )
+            gold.set_ents([Span(gold, s.start, s.end, label=s.label) for s in spans])
+        return Example(example.predicted, gold)
 
     def _check_gold(
         self, example: Example, biluo: Sequence[str | None], index: int | None = None

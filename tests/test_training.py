@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import spacy
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 from thinc.api import Adam, Config, fix_random_seed
 
@@ -135,6 +135,32 @@ def test_minilm_learns_conll_entities(data_dir):
     trained = f1()
     assert untrained < 0.1, f"untrained F1 {untrained:.3f}"
     assert trained >= 0.6, f"F1 {trained:.3f} after fine-tuning (untrained {untrained:.3f})"
+
+
+def test_spans_key_trains_from_the_span_group(tiny_bert):
+    """Regression: with spans_key set, labels came from doc.spans but the loss from doc.ents,
+    so training on span-annotated data learnt nothing, silently (loss 0)."""
+    fix_random_seed(0)
+    nlp, pipe = tiny_pipeline(tiny_bert, spans_key="sc")
+    words = ["angela", "merkel", "met", "macron", "in", "paris"]
+    gold = Doc(nlp.vocab, words=words)
+    gold.spans["sc"] = [Span(gold, 0, 2, "PER"), Span(gold, 3, 4, "PER"), Span(gold, 5, 6, "LOC")]
+    examples = [Example(Doc(nlp.vocab, words=words), gold)]
+    nlp.initialize(lambda: examples)
+    assert pipe.labels == ("LOC", "PER")
+    optimizer = Adam(2e-3)
+    losses = [nlp.update(examples, sgd=optimizer)["bert_ner"] for _ in range(40)]
+    assert 0 < losses[-1] < 0.5 * losses[0]
+    predicted = nlp(Doc(nlp.vocab, words=words))
+    assert [(s.start, s.end, s.label_) for s in predicted.spans["sc"]] == [
+        (0, 2, "PER"),
+        (3, 4, "PER"),
+        (5, 6, "LOC"),
+    ]
+
+    gold.spans["sc"] = [Span(gold, 0, 2, "PER"), Span(gold, 1, 3, "ORG")]
+    with pytest.raises(BertNERError, match=r"'angela merkel' \(PER\) and 'merkel met' \(ORG\)"):
+        nlp.update(examples, sgd=optimizer)
 
 
 # --- bad training data ------------------------------------------------------------------
