@@ -439,8 +439,10 @@ def _load_config(name: str) -> PretrainedConfig:
             ) from None
         if path.is_dir():
             raise ModelLoadError(f"{source}: cannot read ({one_line(err)})") from None
+        looks_local = path.is_absolute() or name.startswith(".")
+        where = "a directory, which does not exist" if looks_local else "a hub name"
         raise ModelLoadError(
-            f"Cannot find the model '{name}' (read as a hub name): {one_line(err)}{_offline_hint()}"
+            f"Cannot find the model '{name}' (read as {where}): {one_line(err)}{_offline_hint()}"
         ) from None
 
 
