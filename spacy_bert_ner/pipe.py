@@ -247,7 +247,7 @@ class BertNER(TrainablePipe):
         self.cfg["labels"] = list(self.labels)
         # Fail before training starts, not at the batch that holds the first bad entity.
         for index, example in enumerate(get_examples()):
-            gold_example = self._as_ents(example, index)
+            gold_example = self._gold_example(example, index)
             self._check_gold(gold_example, gold_example.get_aligned_ner(), index)
 
     def _labels_in(self, examples: Iterable[Example]) -> set[str]:
@@ -355,19 +355,26 @@ class BertNER(TrainablePipe):
     def _gold_tag_ids(self, example: Example, scheme: TagScheme) -> np.ndarray:
         """Targets for one example's tokens, -1 where the loss ignores them: no gold
         annotation, or (after `_check_gold`) a bad entity that on_bad_gold skips."""
-        example = self._as_ents(example)
+        example = self._gold_example(example)
         biluo = example.get_aligned_ner()
         self._check_gold(example, biluo)
         return scheme.tag_ids_from_biluo(biluo)
 
-    def _as_ents(self, example: Example, index: int | None = None) -> Example:
-        """The example with its gold spans as entities: with `spans_key`, the gold is the
-        reference's `doc.spans[spans_key]`, which training reads through `doc.ents` (one tag
-        per token, so the spans must not overlap)."""
+    def _gold_example(self, example: Example, index: int | None = None) -> Example:
+        """The example as training reads it, through `get_aligned_ner`.
+
+        Its gold labels are made known to the predicted doc's vocab, where spaCy's alignment
+        looks them up (a reference doc from another vocab failed there). With `spans_key`,
+        the gold is the reference's `doc.spans[spans_key]`, put in `doc.ents` (one tag per
+        token, so the spans must not overlap).
+        """
         key = self.cfg["spans_key"]
+        ref = example.reference
+        strings = example.predicted.vocab.strings
+        for span in ref.spans.get(key, []) if key else ref.ents:
+            strings.add(span.label_)
         if key is None:
             return example
-        ref = example.reference
         gold = ref.copy()
         gold.set_ents([], default="missing")  # unannotated unless the doc has the span group
         if key in ref.spans:

@@ -137,6 +137,19 @@ def test_minilm_learns_conll_entities(data_dir):
     assert trained >= 0.6, f"F1 {trained:.3f} after fine-tuning (untrained {untrained:.3f})"
 
 
+def test_gold_docs_from_another_vocab_train(tiny_bert):
+    """Regression: initialize failed (E084, label not in StringStore) when the gold docs came
+    from another vocab than the pipeline's, as the CoNLL helpers' docs do."""
+    other = spacy.blank("en").vocab
+    nlp, pipe = tiny_pipeline(tiny_bert)
+    words = ["angela", "merkel", "met", "paris"]
+    gold = Doc(other, words=words, ents=["B-PERSON", "I-PERSON", "O", "B-CITY"])
+    examples = [Example(Doc(nlp.vocab, words=words), gold)]
+    nlp.initialize(lambda: examples)
+    assert pipe.labels == ("CITY", "PERSON")
+    assert nlp.update(examples, sgd=Adam(1e-3))["bert_ner"] > 0
+
+
 def test_spans_key_trains_from_the_span_group(tiny_bert):
     """Regression: with spans_key set, labels came from doc.spans but the loss from doc.ents,
     so training on span-annotated data learnt nothing, silently (loss 0)."""
