@@ -4,13 +4,52 @@ Each command catches the package's own input errors and prints them as one line,
 CoNLL line or a missing model never ends in a traceback.
 """
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from .errors import BertNERError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# typer 0.2x vendors its own click: take click's exceptions from where typer's live.
+_click_exceptions = sys.modules[typer.BadParameter.__module__]
+_UsageError: type[Exception] = _click_exceptions.UsageError
+# Raised for a bare `python -m spacy_bert_ner`, whose output is the help page: kept as is.
+_NoArgsIsHelpError = getattr(_click_exceptions, "NoArgsIsHelpError", ())
+
+
+@contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except _UsageError as err:
+        if isinstance(err, _NoArgsIsHelpError):
+            raise
+        ctx = getattr(err, "ctx", None)
+        where = f"{ctx.command_path} --help" if ctx is not None else "--help"
+        message = " ".join(err.format_message().split())  # type: ignore[attr-defined]
+        typer.echo(f"\u2718 {message} (see {where})", err=True)
+        raise typer.Exit(getattr(err, "exit_code", 2)) from None
+
+
+class OneLineUsageErrors(TyperGroup):
+    """Usage errors (a missing argument, an unknown option, a bad value) as one line, like
+    the commands' own errors, instead of typer's usage block and framed box; exit code 2."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, cls=OneLineUsageErrors)
 
 
 def fail(err: BertNERError) -> None:

@@ -12,9 +12,7 @@ with or without a BOM, LF or CRLF, columns separated by spaces or tabs.
 """
 
 import codecs
-import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from spacy.vocab import Vocab
 from wasabi import msg
 
 from .errors import BertNERError, ConllFormatError
+from .io import atomic_path
 from .tags import iob1_to_iob2
 
 DOCSTART = "-DOCSTART-"
@@ -176,11 +175,8 @@ def convert_file(
     documents = read_conll(input_path, scheme=scheme, n_sents=n_sents)
     data = DocBin(docs=conll_to_docs(documents, vocab)).to_bytes()
     output_path = output_dir / f"{input_path.name}.spacy"
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(output_path, data)
-    except OSError as err:
-        raise BertNERError(f"{output_path}: cannot write ({err.strerror})") from err
+    with atomic_path(output_path) as tmp_path:
+        tmp_path.write_bytes(data)
     stats = ConllStats.from_documents(documents)
     msg.good(f"Wrote {output_path} (tags read as {documents[0].scheme})")
     rows: list[tuple[str, int]] = [
@@ -200,10 +196,13 @@ def load_gold_docs(path: Path | str, vocab: Vocab) -> list[Doc]:
     if path.suffix != ".spacy":
         return conll_to_docs(read_conll(path), vocab)
     try:
-        doc_bin = DocBin().from_disk(path)
+        return list(DocBin().from_disk(path).get_docs(vocab))
     except OSError as err:
-        raise BertNERError(f"{path}: cannot read ({err.strerror})") from err
-    return list(doc_bin.get_docs(vocab))
+        raise BertNERError(f"{path}: cannot read ({err.strerror})") from None
+    except Exception:  # whatever a damaged file breaks inside spaCy, the file is the cause
+        raise BertNERError(
+            f"{path}: not a .spacy (DocBin) file, or a damaged one (truncated or overwritten)"
+        ) from None
 
 
 def _read_text(path: Path | str) -> str:
@@ -263,16 +262,3 @@ def _to_iob2(sentence: Sentence) -> Sentence:
     """One sentence's tags through `iob1_to_iob2`; a sentence start always opens an entity."""
     words, tags = zip(*sentence, strict=True)
     return list(zip(words, iob1_to_iob2(tags), strict=True))
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory and os.replace it into place."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as tmp_file:
-            tmp_file.write(data)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise

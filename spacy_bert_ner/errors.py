@@ -3,6 +3,13 @@
 from pathlib import Path
 
 
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line and at most `limit` characters, for errors that
+    quote a library's message (some list every model type transformers knows) in ours."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class BertNERError(ValueError):
     """Base class: the CLI prints these as one line instead of a traceback."""
 

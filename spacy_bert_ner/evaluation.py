@@ -36,6 +36,7 @@ from tqdm import tqdm
 from wasabi import msg
 
 from .errors import BertNERError
+from .io import atomic_path
 from .loading import load_pipeline
 
 MISSED = "MISSED"
@@ -213,7 +214,6 @@ def plot_metrics(
         ) from err
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     scores = metrics["conlleval"]
     labels = list(scores["per_type"])
     rows = list(confusion)
@@ -258,7 +258,8 @@ def plot_metrics(
         bar.set_label("spans (log colour scale)")
         bar.minorticks_off()
         fig.tight_layout()
-        fig.savefig(path, format="png", dpi=120)
+        with atomic_path(path) as tmp_path:
+            fig.savefig(tmp_path, format="png", dpi=120)
     finally:
         plt.close(fig)
     return path
@@ -322,8 +323,8 @@ def write_error_page(
         parsed, style="ent", page=True, manual=True, jupyter=False, options=DISPLACY_OPTIONS
     )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf8")
+    with atomic_path(path) as tmp_path:
+        tmp_path.write_text(html, encoding="utf8")
     return path
 
 
@@ -360,6 +361,10 @@ def evaluate_pipeline(
     data_path = Path(data_path)
     if not data_path.exists():
         raise BertNERError(f"gold data not found: {data_path}")
+    for target in (output, plot, errors_html):
+        # Caught before predicting, which may take minutes; other write failures come after.
+        if target is not None and Path(target).is_dir():
+            raise BertNERError(f"{target}: is a directory; give a file name to write")
     nlp = load_pipeline(model, gpu_id)
     gold_docs = load_gold_docs(data_path, nlp.vocab)
     if not gold_docs:
@@ -380,8 +385,8 @@ def evaluate_pipeline(
     print_report(metrics)
     if output is not None:
         output = Path(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(output, metrics)
+        with atomic_path(output) as tmp_path:
+            srsly.write_json(tmp_path, metrics)
         msg.good(f"Metrics written to {output}")
     if plot is not None:
         msg.good(f"Plot written to {plot_metrics(metrics, confusion, plot)}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import spacy
 from spacy.language import Language
 
-from .errors import BertNERError, ModelLoadError
+from .errors import BertNERError, ModelLoadError, one_line
 
 
 def load_pipeline(model: str, gpu_id: int = -1) -> Language:
@@ -24,4 +24,4 @@ def load_pipeline(model: str, gpu_id: int = -1) -> Language:
     try:
         return spacy.load(model)
     except (OSError, ValueError) as err:
-        raise ModelLoadError(f"cannot load model {model}: {err}") from err
+        raise ModelLoadError(f"cannot load model {model}: {one_line(err)}") from None

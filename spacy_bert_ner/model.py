@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
+from safetensors import SafetensorError, safe_open
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import (
@@ -46,7 +47,7 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
 )
 
-from .errors import BertNERError, ModelLoadError
+from .errors import BertNERError, ModelLoadError, one_line
 from .windows import WindowBatch, make_windows
 
 logger = logging.getLogger("spacy.bert_ner")
@@ -364,7 +365,7 @@ def load_pretrained(
             "it has no NER head. Train it with `spacy train` or call nlp.initialize() with "
             "examples or labels so bert_ner can give it one."
         )
-    _check_safetensors(name)
+    _check_weights(name, config)
     # An encoder gets a fresh head for `tags`; a classifier keeps its own, then is resized.
     head: dict[str, Any] = {}
     if not is_token_classifier(config):
@@ -378,9 +379,16 @@ def load_pretrained(
         hf_model = AutoModelForTokenClassification.from_pretrained(
             name, use_safetensors=True, trust_remote_code=False, **head
         )
-        tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True, trust_remote_code=False)
     except (OSError, ValueError, ImportError) as err:
-        raise ModelLoadError(f"Cannot load '{name}': {_one_line(err)}{_offline_hint()}") from None
+        raise ModelLoadError(f"Cannot load '{name}': {one_line(err)}{_offline_hint()}") from None
+    except RuntimeError as err:
+        if "size mismatch" not in str(err):
+            raise
+        raise ModelLoadError(
+            f"'{name}': the weights do not fit its config.json ({one_line(err)}); the files "
+            "come from different models"
+        ) from None
+    tokenizer = _load_tokenizer(name)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(
             f"'{name}' has no fast (Rust) tokenizer; bert_ner needs one for word_ids(). "
@@ -438,34 +446,92 @@ def _classifier_layer(hf_model: PreTrainedModel) -> torch.nn.Linear:
 
 
 def _load_config(name: str) -> PretrainedConfig:
+    path = Path(name)
+    if path.is_dir() and not (path / "config.json").is_file():
+        # Else transformers guesses a model type from the directory's name ("bert_ner").
+        raise ModelLoadError(
+            f"{path / 'config.json'}: missing, so '{name}' is not a complete Hugging Face "
+            "model directory (config.json, *.safetensors and tokenizer files)"
+        )
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=False)
     except (OSError, ValueError) as err:
-        where = "directory" if Path(name).is_absolute() or name.startswith(".") else "hub name"
+        source = path / "config.json" if path.is_dir() else f"'{name}'"
+        if "custom code" in str(err):
+            raise ModelLoadError(
+                f"{source}: this model only loads with the Python code it ships (auto_map), "
+                "and bert_ner never runs code from a model; pick a model whose type "
+                "transformers itself supports"
+            ) from None
+        if path.is_dir():
+            raise ModelLoadError(f"{source}: cannot read ({one_line(err)})") from None
+        looks_local = path.is_absolute() or name.startswith(".")
+        where = "a directory, which does not exist" if looks_local else "a hub name"
         raise ModelLoadError(
-            f"Cannot find the model '{name}' (read as a {where}): {_one_line(err)}{_offline_hint()}"
+            f"Cannot find the model '{name}' (read as {where}): {one_line(err)}{_offline_hint()}"
         ) from None
 
 
-def _check_safetensors(name: str) -> None:
+def _check_weights(name: str, config: PretrainedConfig) -> None:
+    """Check a model directory's weights before transformers reads them.
+
+    Pickle-only directories are refused (unpickling runs code). Each safetensors header is
+    read here so that a damaged or truncated file (an interrupted save or copy) is named,
+    and a classifier whose rows do not match config.json's labels is caught, instead of a
+    shape error deep inside torch.
+    """
     path = Path(name)
     if not path.is_dir():
         return
-    if any(path.glob("*.safetensors")):
-        return
-    pickles = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
-    raise ModelLoadError(
-        f"'{name}' holds no .safetensors weights"
-        + (f" (only {', '.join(pickles)})" if pickles else "")
-        + ". bert_ner loads safetensors only, since pickle files can run code. Convert once "
-        'with: python -c "from transformers import AutoModelForTokenClassification as M; '
-        f"M.from_pretrained('{name}', use_safetensors=False).save_pretrained('{name}', "
-        'safe_serialization=True)"'
-    )
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        pickles = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
+        raise ModelLoadError(
+            f"'{name}' holds no .safetensors weights"
+            + (f" (only {', '.join(pickles)})" if pickles else "")
+            + ". bert_ner loads safetensors only, since pickle files can run code. Convert once "
+            'with: python -c "from transformers import AutoModelForTokenClassification as M; '
+            f"M.from_pretrained('{name}', use_safetensors=False).save_pretrained('{name}', "
+            'safe_serialization=True)"'
+        )
+    for file in files:
+        try:
+            with safe_open(file, framework="pt") as weights:
+                heads = {
+                    key: weights.get_slice(key).get_shape()
+                    for key in weights.keys()
+                    if key.endswith("classifier.weight")
+                }
+        except (SafetensorError, OSError) as err:
+            raise ModelLoadError(
+                f"{file}: not a readable safetensors file ({one_line(err)}); it is damaged or "
+                "was cut short (an interrupted save, copy or download): save or copy it again"
+            ) from None
+        if not is_token_classifier(config):
+            continue
+        for key, shape in heads.items():
+            if shape[0] != config.num_labels:
+                raise ModelLoadError(
+                    f"{file}: its classifier ({key}) has {shape[0]} rows, but "
+                    f"{path / 'config.json'} names {config.num_labels} labels: the two files "
+                    "come from different models"
+                )
 
 
-def _one_line(err: Exception) -> str:
-    return " ".join(str(err).split())
+def _load_tokenizer(name: str) -> PreTrainedTokenizerFast:
+    try:
+        return AutoTokenizer.from_pretrained(name, use_fast=True, trust_remote_code=False)
+    except Exception as err:  # the Rust tokenizers library raises plain Exception
+        path, detail = Path(name), one_line(err)
+        if path.is_dir() and not (path / "tokenizer.json").is_file():
+            raise ModelLoadError(
+                f"{path}: no tokenizer.json and no usable vocabulary file ({detail}); copy the "
+                "tokenizer files of the model it was trained from into it"
+            ) from None
+        source = path / "tokenizer.json" if path.is_dir() else f"'{name}'"
+        raise ModelLoadError(
+            f"{source}: cannot load the tokenizer ({detail}){_offline_hint()}"
+        ) from None
 
 
 def _offline_hint() -> str:

@@ -12,7 +12,7 @@ not predict).
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,9 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
 from thinc.types import Floats2d
 
+from .about import __version__
+from .errors import BertNERError, ModelLoadError, one_line
+from .io import atomic_files, atomic_path
 from .model import (
     build_token_classifier,
     get_hf_model,
@@ -48,6 +51,9 @@ logger = logging.getLogger("spacy.bert_ner")
 os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
 
 SCORE_EXTENSION = "bert_ner_score"
+#: Key of the package version in a saved component's cfg (not a setting).
+VERSION_KEY = "spacy_bert_ner_version"
+BAD_GOLD_ACTIONS = ("error", "skip")
 if not Span.has_extension(SCORE_EXTENSION):
     Span.set_extension(SCORE_EXTENSION, default=None)
 
@@ -72,6 +78,7 @@ DEFAULT_MODEL: dict[str, Any] = {
         "scheme": None,
         "spans_key": None,
         "overwrite_ents": True,
+        "on_bad_gold": "error",
         "scorer": {"@scorers": "spacy_bert_ner.scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -83,6 +90,7 @@ def make_bert_ner(
     scheme: str | None,
     spans_key: str | None,
     overwrite_ents: bool,
+    on_bad_gold: str,
     scorer: Callable | None,
 ) -> "BertNER":
     """Create a `bert_ner` pipe.
@@ -91,9 +99,15 @@ def make_bert_ner(
         (shorthand for that block with default settings).
     scheme: IOB2, IOB1, BIOES or BILOU; None detects it from the model's labels (IOB2 for new
         heads). Needed only for IOB1 models, whose label set looks like IOB2.
-    spans_key: write predictions to `doc.spans[spans_key]` instead of `doc.ents`.
+    spans_key: write predictions to `doc.spans[spans_key]` instead of `doc.ents`, and take
+        the training gold from that span group (whose spans must not overlap).
     overwrite_ents: replace existing entities (True) or keep them and add only predictions
         that do not overlap them (False).
+    on_bad_gold: what training does with a gold entity it cannot learn, i.e. one whose edges
+        fall inside a token of the predicted doc (misaligned) or whose label the head does
+        not predict: "error" stops with the doc and entity named; "skip" leaves the
+        entity's tokens out of the loss and logs it once with a running count (warnings for
+        the first ten and the 100th, 1000th, ...; debug messages for the others).
     """
     return BertNER(
         nlp.vocab,
@@ -102,6 +116,7 @@ def make_bert_ner(
         scheme=scheme,
         spans_key=spans_key,
         overwrite_ents=overwrite_ents,
+        on_bad_gold=on_bad_gold,
         scorer=scorer,
     )
 
@@ -135,8 +150,13 @@ class BertNER(TrainablePipe):
         scheme: str | None = None,
         spans_key: str | None = None,
         overwrite_ents: bool = True,
+        on_bad_gold: str = "error",
         scorer: Callable | None = None,
     ) -> None:
+        if on_bad_gold not in BAD_GOLD_ACTIONS:
+            raise BertNERError(
+                f"bert_ner: on_bad_gold must be one of {BAD_GOLD_ACTIONS}, not {on_bad_gold!r}"
+            )
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -147,7 +167,13 @@ class BertNER(TrainablePipe):
             "spans_key": spans_key,
             "overwrite_ents": overwrite_ents,
         }
+        # A training-time choice, not part of the trained model: kept out of the saved cfg,
+        # so a loaded pipeline takes it from its config (and its overrides).
+        self.on_bad_gold = on_bad_gold
         self._tag_scheme: TagScheme | None = None
+        # Bad gold entities already warned about (with on_bad_gold = "skip"), so each is
+        # logged and counted once however many epochs see it.
+        self._skipped_gold: set[tuple[int, int, int, str]] = set()
 
     # -- labels and tags -------------------------------------------------------------------
 
@@ -219,6 +245,10 @@ class BertNER(TrainablePipe):
         self.model.initialize()
         self.model.attrs["labels_for_head"] = None
         self.cfg["labels"] = list(self.labels)
+        # Fail before training starts, not at the batch that holds the first bad entity.
+        for index, example in enumerate(get_examples()):
+            gold_example = self._gold_example(example, index)
+            self._check_gold(gold_example, gold_example.get_aligned_ner(), index)
 
     def _labels_in(self, examples: Iterable[Example]) -> set[str]:
         key = self.cfg["spans_key"]
@@ -264,11 +294,15 @@ class BertNER(TrainablePipe):
         if overwrite:
             doc.set_ents(spans, default="outside")
             return spans
-        taken = np.zeros(len(doc) + 1, dtype=bool)
+        taken = np.zeros(len(doc), dtype=bool)
         for ent in doc.ents:
             taken[ent.start : ent.end] = True
         free = [span for span in spans if not taken[span.start : span.end].any()]
-        doc.set_ents(free, default="unmodified")
+        for span in free:
+            taken[span.start : span.end] = True
+        # Every token has been labelled: those without any annotation yet become "O".
+        unlabelled = (doc.to_array("ENT_IOB") == 0) & ~taken
+        doc.set_ents(free, outside=_runs(doc, unlabelled), default="unmodified")
         return free
 
     # -- training --------------------------------------------------------------------------
@@ -302,7 +336,7 @@ class BertNER(TrainablePipe):
         """Mean cross-entropy over tokens whose gold tag is known (misaligned ones are skipped)."""
         scheme = self.tag_scheme
         xp = self.model.ops.xp
-        gold = np.concatenate([scheme.tag_ids_from_biluo(eg.get_aligned_ner()) for eg in examples])
+        gold = np.concatenate([self._gold_tag_ids(eg, scheme) for eg in examples])
         logits = xp.concatenate(scores)
         known = xp.asarray(gold >= 0)
         truth = xp.asarray(np.where(gold >= 0, gold, 0))
@@ -318,6 +352,83 @@ class BertNER(TrainablePipe):
         lengths = np.cumsum([len(s) for s in scores])[:-1]
         return loss, list(xp.split(d_logits, lengths))
 
+    def _gold_tag_ids(self, example: Example, scheme: TagScheme) -> np.ndarray:
+        """Targets for one example's tokens, -1 where the loss ignores them: no gold
+        annotation, or (after `_check_gold`) a bad entity that on_bad_gold skips."""
+        example = self._gold_example(example)
+        biluo = example.get_aligned_ner()
+        self._check_gold(example, biluo)
+        return scheme.tag_ids_from_biluo(biluo)
+
+    def _gold_example(self, example: Example, index: int | None = None) -> Example:
+        """The example as training reads it, through `get_aligned_ner`.
+
+        Its gold labels are made known to the predicted doc's vocab, where spaCy's alignment
+        looks them up (a reference doc from another vocab failed there). With `spans_key`,
+        the gold is the reference's `doc.spans[spans_key]`, put in `doc.ents` (one tag per
+        token, so the spans must not overlap).
+        """
+        key = self.cfg["spans_key"]
+        ref = example.reference
+        strings = example.predicted.vocab.strings
+        for span in ref.spans.get(key, []) if key else ref.ents:
+            strings.add(span.label_)
+        if key is None:
+            return example
+        gold = ref.copy()
+        gold.set_ents([], default="missing")  # unannotated unless the doc has the span group
+        if key in ref.spans:
+            spans = sorted(ref.spans[key], key=lambda span: (span.start, span.end))
+            for before, after in zip(spans, spans[1:], strict=False):
+                if after.start < before.end:
+                    where = f"training example {index}, " if index is not None else ""
+                    raise BertNERError(
+                        f"bert_ner: gold spans {before.text!r} ({before.label_}) and "
+                        f"{after.text!r} ({after.label_}) of doc.spans[{key!r}] overlap "
+                        f"({where}doc {_excerpt(ref)!r}); a token classifier learns one "
+                        "entity per token: keep one of them"
+                    )
+            gold.set_ents([Span(gold, s.start, s.end, label=s.label) for s in spans])
+        return Example(example.predicted, gold)
+
+    def _check_gold(
+        self, example: Example, biluo: Sequence[str | None], index: int | None = None
+    ) -> None:
+        """Raise for, or log and count, the gold entities this component cannot learn."""
+        for entity, problem in bad_gold_entities(example, biluo, self.labels):
+            ref = example.reference
+            where = f"training example {index}, " if index is not None else ""
+            what = (
+                f"gold entity {entity.text!r} ({entity.label_}, {where}doc {_excerpt(ref)!r}, "
+                f"characters {entity.start_char}-{entity.end_char}) {problem}"
+            )
+            if self.on_bad_gold == "error":
+                fix = (
+                    "call add_label() before training, or initialize with labels that include "
+                    "it ([initialize.components.bert_ner] labels); "
+                    if entity.label_ not in self.labels
+                    else "fix the gold spans or the tokenization; "
+                )
+                raise BertNERError(
+                    f"bert_ner: {what}. To train anyway, {fix}or set [components.bert_ner] "
+                    'on_bad_gold = "skip" (in the config.cfg of a sourced pipeline) to leave '
+                    "such entities out of the loss"
+                )
+            key = (hash(ref.text), entity.start_char, entity.end_char, entity.label_)
+            if key in self._skipped_gold:
+                continue
+            self._skipped_gold.add(key)
+            count = len(self._skipped_gold)
+            # A corpus trained on a deliberate subset of its labels skips thousands: warn
+            # for the first ten, then at 100, 1000, ...; the rest go to the debug log.
+            loud = count <= 10 or str(count).rstrip("0") == "1"
+            logger.log(
+                logging.WARNING if loud else logging.DEBUG,
+                "bert_ner: left out of the loss: %s (%d bad gold entities skipped so far)",
+                what,
+                count,
+            )
+
     def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
         validate_examples(examples, "BertNER.score")
         assert self.scorer is not None
@@ -326,18 +437,50 @@ class BertNER(TrainablePipe):
     # -- serialization ---------------------------------------------------------------------
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        """Write cfg plus the Hugging Face model (safetensors) and tokenizer under `path/model`."""
+        """Write cfg (with the package version) plus the Hugging Face model (safetensors) and
+        tokenizer under `path/model`.
+
+        Every file is replaced whole (see `atomic_files`): `spacy train` rewrites model-last
+        at each evaluation, and a run killed during that write must still leave a model to
+        resume from.
+        """
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(path / "cfg", self.cfg)
-        self.hf_model.save_pretrained(path / "model", safe_serialization=True)
-        self.model.attrs["tokenizer"].save_pretrained(path / "model")
+        with atomic_path(path / "cfg") as tmp_path:
+            srsly.write_json(tmp_path, {**self.cfg, VERSION_KEY: __version__})
+        with atomic_files(path / "model") as tmp_dir:
+            self.hf_model.save_pretrained(tmp_dir, safe_serialization=True)
+            self.model.attrs["tokenizer"].save_pretrained(tmp_dir)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "BertNER":
-        """Read what `to_disk` wrote; local files only, so `spacy.load` never uses the network."""
+        """Read what `to_disk` wrote; local files only, so `spacy.load` never uses the network.
+
+        Settings written by another version that this one does not know are refused (they
+        would be silently ignored otherwise); settings an older version did not write keep
+        this pipeline's config values.
+        """
         path = Path(path)
-        self.cfg.update(srsly.read_json(path / "cfg"))
-        hf_model, tokenizer = load_pretrained(path / "model")
+        cfg_path, model_path = path / "cfg", path / "model"
+        try:
+            saved = srsly.read_json(cfg_path)
+        except (OSError, ValueError) as err:
+            raise ModelLoadError(
+                f"{cfg_path}: cannot read the settings ({one_line(err)})"
+            ) from None
+        if not isinstance(saved, dict):
+            raise ModelLoadError(f"{cfg_path}: expected a JSON object of settings")
+        version = saved.pop(VERSION_KEY, None)
+        unknown = sorted(set(saved) - set(self.cfg))
+        if unknown:
+            raise ModelLoadError(
+                f"{cfg_path}: written by spacy-bert-ner {version or '(unknown version)'} with "
+                f"settings this version ({__version__}) does not know: {', '.join(unknown)}. "
+                "Load it with the version that saved it"
+                + (f" (pip install spacy-bert-ner=={version})" if version else "")
+            )
+        if not model_path.is_dir():
+            raise ModelLoadError(f"{model_path}: missing; the saved pipeline is incomplete")
+        self.cfg.update(saved)
+        hf_model, tokenizer = load_pretrained(model_path)
         set_transformer(self.model, hf_model, tokenizer)
         self._tag_scheme = None
         return self
@@ -357,6 +500,52 @@ class BertNER(TrainablePipe):
                 (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
                 (Path(tmp) / name).write_bytes(data)
             return self.from_disk(tmp)
+
+
+def bad_gold_entities(
+    example: Example, biluo: Sequence[str | None], labels: Iterable[str]
+) -> list[tuple[Span, str]]:
+    """Gold entities of `example` that training cannot learn, each with what is wrong.
+
+    `biluo` is `example.get_aligned_ner()`. spaCy gives None to the predicted tokens of an
+    entity whose edges fall inside a predicted token, as it does to unannotated tokens; a
+    None token whose reference tokens belong to an entity tells the two apart.
+    """
+    ref = example.reference
+    known = set(labels)
+    found: dict[tuple[int, int], tuple[Span, str]] = {}
+    for i in np.flatnonzero([tag is None for tag in biluo]).tolist():
+        for j in example.alignment.x2y[i].tolist():
+            if ref[j].ent_iob_ not in ("B", "I"):
+                continue
+            entity = next(ent for ent in ref.ents if ent.start <= j < ent.end)
+            if (entity.start, entity.end) not in found:
+                x_tokens = dict.fromkeys(example.alignment.y2x[entity.start : entity.end].tolist())
+                tokens = [example.predicted[k].text for k in x_tokens]
+                found[entity.start, entity.end] = (
+                    entity,
+                    f"does not align with the predicted tokens {tokens!r}: an edge falls "
+                    "inside a token",
+                )
+    for entity in ref.ents:
+        if entity.label_ not in known and (entity.start, entity.end) not in found:
+            found[entity.start, entity.end] = (
+                entity,
+                f"has a label this component does not predict (its labels: "
+                f"{', '.join(sorted(known)) or 'none'})",
+            )
+    return [found[key] for key in sorted(found)]
+
+
+def _runs(doc: Doc, mask: np.ndarray) -> list[Span]:
+    """The spans of consecutive tokens where `mask` is True."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return [doc[start:end] for start, end in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _excerpt(doc: Doc, limit: int = 60) -> str:
+    text = " ".join(doc.text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

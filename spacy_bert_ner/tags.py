@@ -282,8 +282,11 @@ class TagScheme:
             means = np.ones(starts.size)
         else:
             chosen = np.asarray(probs, dtype=np.float64)[np.arange(n), ids]
-            totals = np.concatenate(([0.0], np.cumsum(chosen)))
-            means = (totals[ends] - totals[starts]) / (ends - starts)
+            # Sums per span, not differences of a running total: after thousands of tokens
+            # those cancel a small probability to 0 (or below).
+            bounds_of_spans = np.stack([starts, ends], axis=1).ravel()
+            sums = np.add.reduceat(np.append(chosen, 0.0), bounds_of_spans)[::2]
+            means = sums / (ends - starts)
         return [
             (int(s), int(e), self.labels[types[s]], float(m))
             for s, e, m in zip(starts.tolist(), ends.tolist(), means.tolist(), strict=True)

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import spacy
+import srsly
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from matplotlib.figure import Figure
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.vocab import Vocab
@@ -329,6 +331,38 @@ def test_evaluate_pipeline_missing_inputs(ruler_model: Path, gold_docbin: Path) 
         evaluate_pipeline("/no/such/model", gold_docbin)
     with pytest.raises(BertNERError, match="gold data not found: .*missing.spacy"):
         evaluate_pipeline(str(ruler_model), gold_docbin.with_name("missing.spacy"))
+
+
+@pytest.mark.parametrize(
+    ("writer", "attribute"),
+    [(srsly, "write_json"), (Figure, "savefig"), (Path, "write_text")],
+    ids=["metrics.json", "scores.png", "errors.html"],
+)
+def test_evaluate_interrupted_while_writing_keeps_the_previous_output(
+    ruler_model: Path, gold_docbin: Path, tmp_path: Path, monkeypatch, writer, attribute: str
+) -> None:
+    out = tmp_path / "metrics"
+    paths = {"output": out / "metrics.json", "plot": out / "scores.png"}
+    paths["errors_html"] = out / "errors.html"
+    evaluate_pipeline(str(ruler_model), gold_docbin, **paths)
+    previous = {path.name: path.read_bytes() for path in out.iterdir()}
+    real_write = getattr(writer, attribute)
+
+    def interrupted(*args, **kwargs):
+        """Half the content reaches the file written to, then Ctrl-C."""
+        real_write(*args, **kwargs)
+        target = Path(next(arg for arg in args if isinstance(arg, str | Path)))
+        target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, attribute, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_pipeline(str(ruler_model), gold_docbin, **paths)
+    assert sorted(path.name for path in out.iterdir()) == sorted(previous)  # no temporary file
+    interrupted_file = paths[
+        {"write_json": "output", "savefig": "plot", "write_text": "errors_html"}[attribute]
+    ]
+    assert interrupted_file.read_bytes() == previous[interrupted_file.name]
 
 
 def test_cli_evaluate(ruler_model: Path, gold_docbin: Path, tmp_path: Path) -> None:

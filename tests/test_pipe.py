@@ -1,20 +1,27 @@
 """The bert_ner component: factory, annotation, options, serialization and errors."""
 
+import errno
+import json
+import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import spacy
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from transformers import BertConfig, BertModel
 
-from spacy_bert_ner.errors import ModelLoadError, TagSchemeError
+from spacy_bert_ner.errors import BertNERError, ModelLoadError, TagSchemeError
 
-from .conftest import write_tiny_bert
+from .conftest import TINY_TAGS, write_tiny_bert
+from .nasty_strings import NASTY_STRINGS
 
 TEXT = "Angela Merkel met Emmanuel Macron in Berlin."
 
@@ -76,6 +83,201 @@ def test_load_never_touches_the_network(nlp, tmp_path):
     assert out.stdout.strip() == "True"
 
 
+@pytest.fixture(scope="module")
+def saved(nlp, tmp_path_factory):
+    path = tmp_path_factory.mktemp("saved") / "pipeline"
+    nlp.to_disk(path)
+    return path
+
+
+def _edit_json(path: Path, **changes) -> None:
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def _cut(path: Path, keep: float) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+)
+THREE_TAGS = {"0": "O", "1": "B-PER", "2": "I-PER"}
+
+# name: (damage done to the saved component's directory, the file the message must name,
+# words it must contain)
+DAMAGE = {
+    "weights cut in half": (
+        lambda c: _cut(c / "model" / "model.safetensors", 0.5),
+        "model/model.safetensors",
+        "cut short",
+    ),
+    "weights cut inside the header": (
+        lambda c: _cut(c / "model" / "model.safetensors", 0.001),
+        "model/model.safetensors",
+        "not a readable safetensors file",
+    ),
+    "empty weights file": (
+        lambda c: (c / "model" / "model.safetensors").write_bytes(b""),
+        "model/model.safetensors",
+        "not a readable safetensors file",
+    ),
+    "weights replaced by a git-lfs pointer": (
+        lambda c: (c / "model" / "model.safetensors").write_text(
+            "version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 101716\n"
+        ),
+        "model/model.safetensors",
+        "not a readable safetensors file",
+    ),
+    "no weights": (
+        lambda c: (c / "model" / "model.safetensors").unlink(),
+        "model",
+        "no .safetensors weights",
+    ),
+    "no tokenizer files": (
+        lambda c: [(c / "model" / name).unlink() for name in TOKENIZER_FILES],
+        "model",
+        "no tokenizer.json",
+    ),
+    "damaged tokenizer.json": (
+        lambda c: (c / "model" / "tokenizer.json").write_text('{"version": '),
+        "model/tokenizer.json",
+        "cannot load the tokenizer",
+    ),
+    "config labels do not match the weights": (
+        lambda c: _edit_json(
+            c / "model" / "config.json",
+            id2label=THREE_TAGS,
+            label2id={tag: int(i) for i, tag in THREE_TAGS.items()},
+        ),
+        "model/config.json",
+        "has 9 rows",
+    ),
+    "no config.json": (
+        lambda c: (c / "model" / "config.json").unlink(),
+        "model/config.json",
+        "missing",
+    ),
+    "damaged config.json": (
+        lambda c: (c / "model" / "config.json").write_text("{"),
+        "model/config.json",
+        "cannot read",
+    ),
+    "no model directory": (lambda c: shutil.rmtree(c / "model"), "model", "missing"),
+    "no cfg": (lambda c: (c / "cfg").unlink(), "cfg", "cannot read"),
+    "damaged cfg": (lambda c: (c / "cfg").write_text("{"), "cfg", "cannot read"),
+    "cfg from a newer version": (
+        lambda c: _edit_json(c / "cfg", spacy_bert_ner_version="9.0.0", vote=3),
+        "cfg",
+        "spacy-bert-ner 9.0.0 with settings this version (0.1.0) does not know: vote",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_damaged_pipeline_files_get_one_line_naming_the_file(saved, tmp_path, case):
+    damage, named, words = DAMAGE[case]
+    copy = tmp_path / "pipeline"
+    shutil.copytree(saved, copy)
+    damage(copy / "bert_ner")
+    with pytest.raises(ModelLoadError) as raised:
+        spacy.load(copy)
+    message = str(raised.value)
+    assert str(copy / "bert_ner" / named) in message
+    assert words in message and "\n" not in message
+
+
+def test_saved_cfg_records_the_version_and_older_ones_still_load(saved, tmp_path):
+    from spacy_bert_ner.about import __version__
+
+    assert json.loads((saved / "bert_ner" / "cfg").read_text())["spacy_bert_ner_version"] == (
+        __version__
+    )
+    copy = tmp_path / "pipeline"
+    shutil.copytree(saved, copy)
+    cfg = json.loads((copy / "bert_ner" / "cfg").read_text())
+    del cfg["spacy_bert_ner_version"]  # as written before versions were recorded
+    (copy / "bert_ner" / "cfg").write_text(json.dumps(cfg))
+    loaded = spacy.load(copy, config={"components": {"bert_ner": {"on_bad_gold": "skip"}}})
+    assert loaded.get_pipe("bert_ner").on_bad_gold == "skip"  # a training choice: not saved
+    assert ents(loaded(TEXT)) == ents(spacy.load(saved)(TEXT))
+
+
+class RunsCode:
+    """A pickle that runs `code` when loaded, as a malicious pytorch_model.bin would."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __reduce__(self):
+        return (exec, (self.code,))
+
+
+def test_loading_never_runs_code_shipped_in_the_model_dir(saved, tmp_path):
+    copy = tmp_path / "pipeline"
+    shutil.copytree(saved, copy)
+    model_dir = copy / "bert_ner" / "model"
+    marker = tmp_path / "code_ran"
+    payload = f"open({str(marker)!r}, 'w').write('ran')\n"
+    (model_dir / "custom.py").write_text(
+        payload + "from transformers import BertConfig as Config, BertTokenizerFast as Tok\n"
+        "from transformers import BertForTokenClassification as Model\n"
+    )
+    _edit_json(
+        model_dir / "config.json",
+        auto_map={"AutoConfig": "custom.Config", "AutoModelForTokenClassification": "custom.Model"},
+    )
+    _edit_json(
+        model_dir / "tokenizer_config.json", auto_map={"AutoTokenizer": [None, "custom.Tok"]}
+    )
+    for name in ("pytorch_model.bin", "training_args.bin"):
+        (model_dir / name).write_bytes(pickle.dumps(RunsCode(payload)))
+    loaded = spacy.load(copy)
+    assert ents(loaded(TEXT)) == ents(spacy.load(saved)(TEXT))
+    # A model type that only its shipped code defines is refused, not imported.
+    _edit_json(model_dir / "config.json", model_type="custom-ner")
+    with pytest.raises(ModelLoadError, match="config.json: this model only loads with the Py"):
+        spacy.load(copy)
+    assert not marker.exists()
+
+
+def test_a_save_that_fails_midway_keeps_the_previous_files(tiny_bert, tmp_path, monkeypatch):
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("bert_ner", config={"model": str(tiny_bert)})
+    nlp.to_disk(tmp_path / "pipeline")
+    before = ents(spacy.load(tmp_path / "pipeline")(TEXT))
+    with torch.no_grad():
+        pipe.hf_model.classifier.bias[:] = torch.arange(len(TINY_TAGS), dtype=torch.float32)
+    assert ents(nlp(TEXT)) != before
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # The weights are written, then the tokenizer fails: as a kill in the middle would.
+    monkeypatch.setattr(pipe.model.attrs["tokenizer"], "save_pretrained", disk_full)
+    with pytest.raises(BertNERError, match="bert_ner/model: cannot write .No space left"):
+        nlp.to_disk(tmp_path / "pipeline")
+    assert ents(spacy.load(tmp_path / "pipeline")(TEXT)) == before
+    assert not list((tmp_path / "pipeline" / "bert_ner").glob(".*"))
+
+
+def test_save_removes_what_a_killed_save_left_behind(nlp, tmp_path):
+    stale = tmp_path / "pipeline" / "bert_ner" / ".model.k1ll3d.tmp"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"half")
+    nlp.to_disk(tmp_path / "pipeline")
+    assert not stale.exists()
+    assert sorted(p.name for p in (tmp_path / "pipeline" / "bert_ner").iterdir()) == [
+        "cfg",
+        "model",
+    ]
+
+
 def test_long_doc_is_labelled_to_its_last_token(tiny_bert):
     nlp = spacy.blank("en")
     nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert), "max_length": 16}})
@@ -100,18 +302,128 @@ def test_whitespace_and_control_tokens_are_never_entities(nlp):
         assert all(token.text.strip() and token.text not in ("\u200b", "\x07") for token in ent)
 
 
+def has_wordpiece(pipe, token) -> bool:
+    backend = pipe.model.attrs["tokenizer"].backend_tokenizer
+    return bool(backend.encode([token.text], is_pretokenized=True, add_special_tokens=False).ids)
+
+
+def assert_sound(pipe, doc, text, n_tokens, kept=()):
+    """What annotation must hold for any input: the text and every token kept, every token
+    labelled (B, I or O), entities in bounds, disjoint, inside one sentence, made of tokens
+    that have wordpieces, scored; entities in `kept` (start, end, label) still there."""
+    assert doc.text == text
+    assert len(doc) == n_tokens
+    assert all(token.ent_iob_ in ("B", "I", "O") for token in doc)
+    previous_end = 0
+    for ent in doc.ents:
+        assert previous_end <= ent.start < ent.end <= len(doc)
+        previous_end = ent.end
+        if (ent.start, ent.end, ent.label_) in kept:
+            continue
+        assert ent.label_ in pipe.labels
+        assert 0.0 < ent._.bert_ner_score <= 1.0
+        assert all(has_wordpiece(pipe, token) for token in ent)
+        assert not any(token.is_sent_start for token in ent[1:])
+    assert set(kept) <= {(ent.start, ent.end, ent.label_) for ent in doc.ents}
+
+
+@pytest.mark.parametrize("name", sorted(NASTY_STRINGS))
+def test_nasty_strings_lose_no_token(nlp, name):
+    text = NASTY_STRINGS[name]
+    pipe = nlp.get_pipe("bert_ner")
+    doc = nlp(text)
+    assert_sound(pipe, doc, text, len(nlp.make_doc(text)))
+    scores = pipe.predict([nlp.make_doc(text)])[0]
+    assert scores.shape == (len(doc), len(TINY_TAGS))
+    assert np.isfinite(scores).all()
+
+
+def test_100k_word_doc_is_labelled_to_its_last_token(nlp):
+    words = ["angela", "merkel", "met", "macron", "in", "paris", ".", "\n", "berlin"] * 11_112
+    doc = nlp(Doc(nlp.vocab, words=words))
+    assert len(doc) == len(words) > 100_000
+    assert all(token.ent_iob_ in ("B", "I", "O") for token in doc)
+    assert doc.ents[-1].start > len(words) - 20, "no entity near the end: tokens were dropped"
+    assert all(token.text != "\n" for ent in doc.ents for token in ent)
+
+
+def test_doc_from_another_vocab_and_tokenizer(nlp):
+    other = spacy.blank("de")
+    doc = Doc(other.vocab, words=["Angela Merkel", "traf", "Macron,", "in", "Berlin!", "\u200b"])
+    text = doc.text
+    annotated = nlp.get_pipe("bert_ner")(doc)
+    assert_sound(nlp.get_pipe("bert_ner"), annotated, text, 6)
+    assert annotated.vocab is other.vocab and annotated.ents
+
+
+def test_keeping_existing_entities_labels_every_other_token(tiny_bert):
+    """Regression: with overwrite_ents = false, tokens without annotation stayed unlabelled
+    ("") after the component ran, instead of "O"."""
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("bert_ner", config={"model": str(tiny_bert), "overwrite_ents": False})
+    doc = nlp.make_doc("the the angela merkel met macron in paris")
+    doc.set_ents([Span(doc, 0, 1, "GPE")], default="unmodified")
+    doc = pipe(doc)
+    assert all(token.ent_iob_ in ("B", "I", "O") for token in doc)
+    assert (doc.ents[0].start, doc.ents[0].end, doc.ents[0].label_) == (0, 1, "GPE")
+
+
 @settings(
-    deadline=None, max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    deadline=None, max_examples=500, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(text=st.text(max_size=200))
 def test_any_unicode_text_gives_well_formed_entities(nlp, text):
     doc = nlp(text)
-    previous_end = 0
+    assert_sound(nlp.get_pipe("bert_ner"), doc, text, len(nlp.make_doc(text)))
     for ent in doc.ents:
-        assert previous_end <= ent.start < ent.end <= len(doc)
-        assert any(token.text.strip() for token in ent)
         assert ent[0].text.strip() and ent[-1].text.strip()
-        previous_end = ent.end
+
+
+@pytest.fixture(scope="module")
+def windowed(tiny_bert):
+    """Pipelines with 16-piece windows (several per doc), replacing or keeping entities."""
+    pipes = {}
+    for overwrite in (True, False):
+        nlp = spacy.blank("en")
+        model = {"name": str(tiny_bert), "max_length": 16, "max_batch_pieces": 64}
+        nlp.add_pipe("bert_ner", config={"model": model, "overwrite_ents": overwrite})
+        pipes[overwrite] = nlp.get_pipe("bert_ner")
+    return pipes
+
+
+WORD = st.one_of(
+    st.text(min_size=1, max_size=12),
+    st.sampled_from(["angela", "merkel", "paris", "berlin", " ", "\n", "\u200b", "a" * 200]),
+)
+
+
+@st.composite
+def docs_with_existing_entities(draw):
+    """A doc of any words (as another tokenizer would make them), with any spaces and
+    sentence starts, and some entities set before bert_ner runs."""
+    words = draw(st.lists(WORD, max_size=60))
+    spaces = draw(st.lists(st.booleans(), min_size=len(words), max_size=len(words)))
+    starts = draw(st.lists(st.booleans(), min_size=len(words), max_size=len(words)))
+    cuts = sorted(draw(st.sets(st.integers(0, len(words)), max_size=6)))
+    existing = [(s, e, "GPE") for s, e in zip(cuts[::2], cuts[1::2], strict=False) if s < e]
+    return words, spaces, starts, existing
+
+
+@settings(
+    deadline=None, max_examples=500, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=docs_with_existing_entities(), overwrite=st.booleans())
+def test_any_doc_with_existing_entities_loses_no_token(windowed, case, overwrite):
+    words, spaces, starts, existing = case
+    pipe = windowed[overwrite]
+    doc = Doc(pipe.vocab, words=words, spaces=spaces, sent_starts=starts or None)
+    doc.set_ents([Span(doc, s, e, label) for s, e, label in existing], default="unmodified")
+    text = doc.text
+    scores = pipe.predict([doc])[0]
+    assert scores.shape == (len(words), len(TINY_TAGS)) and np.isfinite(scores).all()
+    doc = pipe(doc)
+    assert [token.text for token in doc] == words
+    assert_sound(pipe, doc, text, len(words), kept=() if overwrite else existing)
 
 
 def test_spans_key_and_keeping_existing_entities(tiny_bert):

@@ -461,7 +461,7 @@ def test_iob1_to_iob2_rejects_other_tags():
         iob1_to_iob2(["O", "S-PER"])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(["O", "B-X", "I-X", "B-Y", "I-Y"]), max_size=12))
 def test_iob1_to_iob2_keeps_conlleval_entities(tags):
     """Converting must not change which entities an IOB1 reader sees, and yields valid IOB2."""
@@ -487,3 +487,55 @@ def test_entities_never_cross_segment_starts(scheme_name):
         cuts = np.flatnonzero(starts[1:]) + 1
         for part in np.split(tag_ids, cuts):
             assert scheme.is_valid(part)
+
+
+@st.composite
+def segmented_scores(draw):
+    """Scores with any floats the model might emit (huge, infinite, NaN) and any segment
+    starts, as sentence starts reach `decode` and `entities` from the component."""
+    scheme = draw(st.sampled_from(SMALL_SCHEMES))
+    n = draw(st.integers(0, 20))
+    finite = draw(st.booleans())
+    elements = (
+        st.floats(-1e4, 1e4, allow_nan=False)
+        if finite
+        else st.one_of(st.floats(allow_nan=True), st.sampled_from([NEG_INF, math.inf, math.nan]))
+    )
+    scores = draw(arrays(np.float64, (n, len(scheme.tags)), elements=elements))
+    starts = draw(arrays(np.bool_, (n,)))
+    return scheme, scores, starts, finite
+
+
+@settings(max_examples=500, deadline=None)
+@given(segmented_scores())
+def test_decode_any_scores_within_segments(case):
+    scheme, scores, starts, finite = case
+    decoded = scheme.decode(scores, starts)
+    n = len(scores)
+    assert decoded.shape == (n,) and decoded.dtype == np.int64
+    assert ((0 <= decoded) & (decoded < len(scheme.tags))).all()
+    cuts = np.flatnonzero(starts[1:]) + 1
+    parts = np.split(decoded, cuts)
+    assert all(well_formed(scheme, part.tolist()) for part in parts)
+    if finite:  # the best well-formed path of each segment, independently of the others
+        best = sum(reference_best(scheme, part) for part in np.split(scores, cuts))
+        assert math.isclose(path_score(scores, decoded), best, rel_tol=1e-9, abs_tol=1e-6)
+    probs = np.exp(scores - scores.max(axis=1, keepdims=True)) if finite and n else None
+    previous_end = 0
+    for start, end, label, score in scheme.entities(decoded, probs, starts):
+        assert previous_end <= start < end <= n and label in scheme.labels
+        assert not starts[start + 1 : end].any()
+        assert 0.0 <= score <= 1.0  # 0 only where a probability underflows
+        previous_end = end
+
+
+def test_entity_score_of_an_unlikely_tag_after_many_tokens_stays_positive():
+    """Regression: scores were differences of a running total of probabilities, which
+    cancelled a 1e-16 probability after five certain tokens to exactly 0."""
+    scheme = TagScheme.from_labels(["X"])
+    ids = ids_of(scheme, ["O"] * 5 + ["B-X"])
+    probs = np.ones((6, len(scheme.tags)))
+    probs[5, scheme.tags.index("B-X")] = 1e-16
+    ((start, end, label, score),) = scheme.entities(ids, probs)
+    assert (start, end, label) == (5, 6, "X")
+    assert score == pytest.approx(1e-16, rel=1e-9, abs=0)

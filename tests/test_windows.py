@@ -5,6 +5,7 @@ import pytest
 import spacy
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from spacy.tokens import Doc
 from transformers import AutoTokenizer
 
 from spacy_bert_ner.errors import BertNERError
@@ -16,6 +17,12 @@ def tokenizer(tiny_bert):
     return AutoTokenizer.from_pretrained(tiny_bert)
 
 
+@pytest.fixture(scope="module")
+def blank():
+    """One blank pipeline for all examples: making one costs 0.1 s."""
+    return spacy.blank("en")
+
+
 def test_window_starts_cover_everything_with_overlap():
     starts = window_starts(n_pieces=25, width=10, stride=4)
     assert starts.tolist() == [0, 6, 12, 15]
@@ -23,6 +30,7 @@ def test_window_starts_cover_everything_with_overlap():
     assert window_starts(n_pieces=3, width=10, stride=0).tolist() == [0]
 
 
+@settings(deadline=None, max_examples=500)
 @given(
     n_pieces=st.integers(1, 400),
     width=st.integers(2, 64),
@@ -76,10 +84,10 @@ def test_bad_window_settings_are_explained(tokenizer):
         )
 
 
-@settings(deadline=None, max_examples=30)
+@settings(deadline=None, max_examples=200)
 @given(text=st.text(max_size=300))
-def test_any_text_windows(tokenizer, text):
-    doc = spacy.blank("en")(text)
+def test_any_text_windows(tokenizer, blank, text):
+    doc = blank(text)
     batch = make_windows(
         [doc], tokenizer, max_length=16, stride=4, window_batch_size=2, max_batch_pieces=64
     )
@@ -101,3 +109,63 @@ def test_chunks_respect_the_piece_budget(tokenizer):
     assert batch.chunks[-1].input_ids.shape[0] >= 5
     rows = np.concatenate([c.token_row for c in batch.chunks])
     assert sorted(rows.tolist()) == list(range(batch.n_tokens))
+
+
+WORDS = st.one_of(
+    st.sampled_from(["berlin", "angela", "merkel", "!!!", "a" * 150, " ", "\u200b", "北京"]),
+    st.text(min_size=1, max_size=10),
+)
+
+
+@settings(deadline=None, max_examples=500)
+@given(
+    docs=st.lists(st.lists(WORDS, max_size=40), min_size=1, max_size=4),
+    max_length=st.integers(4, 40),
+    window_batch_size=st.integers(1, 8),
+    max_batch_pieces=st.integers(1, 400),
+    data=st.data(),
+)
+def test_any_batch_and_settings_read_each_token_from_its_own_first_piece(
+    tokenizer, blank, docs, max_length, window_batch_size, max_batch_pieces, data
+):
+    stride = data.draw(st.integers(0, max_length - 3))  # the tiny BERT adds [CLS] and [SEP]
+    batch = make_windows(
+        [Doc(blank.vocab, words=words) for words in docs],
+        tokenizer,
+        max_length=max_length,
+        stride=stride,
+        window_batch_size=window_batch_size,
+        max_batch_pieces=max_batch_pieces,
+    )
+    # Each token's first wordpiece, from the tokenizer on its own (None: it has none).
+    expected = []
+    for words in docs:
+        if not words:
+            continue
+        encoding = tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+        firsts = {}
+        for piece_id, word in zip(encoding.input_ids, encoding.word_ids(), strict=True):
+            firsts.setdefault(word, piece_id)
+        expected += [firsts.get(i) for i in range(len(words))]
+
+    assert batch.n_tokens == len(expected) == sum(len(words) for words in docs)
+    read: dict[int, int] = {}
+    for chunk in batch.chunks:
+        rows, width = chunk.input_ids.shape
+        assert width <= max_length and rows <= window_batch_size
+        assert chunk.input_ids.size <= max_batch_pieces or rows == 1
+        lengths = chunk.attention_mask.sum(axis=1)
+        assert (chunk.attention_mask == (np.arange(width) < lengths[:, None])).all()
+        assert (chunk.input_ids[:, 0] == tokenizer.cls_token_id).all()
+        assert (chunk.input_ids[np.arange(rows), lengths - 1] == tokenizer.sep_token_id).all()
+        # Read inside the window, never on [CLS], [SEP] or padding.
+        assert (chunk.position >= 1).all()
+        assert (chunk.position < lengths[chunk.window_index] - 1).all()
+        for row, piece in zip(
+            chunk.token_row.tolist(),
+            chunk.input_ids[chunk.window_index, chunk.position].tolist(),
+            strict=True,
+        ):
+            assert row not in read
+            read[row] = piece
+    assert read == {i: piece for i, piece in enumerate(expected) if piece is not None}

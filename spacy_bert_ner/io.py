@@ -1,0 +1,85 @@
+"""Output files that are either complete or absent, never half-written.
+
+`convert` and `evaluate` are rerun by `spacy project` whenever an output is missing, and the
+project trusts any output that exists. A write cut short (a full disk, Ctrl-C, a killed job)
+must therefore leave no file at all, or the previous complete one: every output is written to
+a temporary file in the target's directory and renamed over the target only once complete
+(`os.replace` is atomic within one file system).
+"""
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import BertNERError
+
+# The mode a plain `open(path, "w")` would give, since mkstemp creates files private (0600).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
+
+@contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path to write `path`'s content to; it becomes `path` on success.
+
+    Parent directories are created. If the body raises, the temporary file is removed and
+    `path` keeps whatever it held before. An OSError (no space, no permission, a directory in
+    the way) becomes one BertNERError line naming `path`.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise BertNERError(f"{path}: cannot write ({err.strerror or err})") from None
+    os.close(fd)
+    tmp_path = Path(tmp_name)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, FILE_MODE)
+        os.replace(tmp_path, path)
+    except OSError as err:
+        tmp_path.unlink(missing_ok=True)
+        raise BertNERError(f"{path}: cannot write ({err.strerror or err})") from None
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_files(directory: Path | str) -> Iterator[Path]:
+    """Yield a temporary directory whose files then replace those of `directory`, one by one.
+
+    Each file of `directory` is always whole, the old version or the new one: a save killed
+    midway (spaCy rewrites `model-last` at every evaluation) leaves a loadable model instead
+    of a truncated weights file. Files of `directory` the new set lacks are removed after.
+    Temporary directories of saves killed earlier are removed first.
+    """
+    directory = Path(directory)
+    prefix = f".{directory.name}."
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        for stale in directory.parent.glob(f"{prefix}*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp_dir = Path(tempfile.mkdtemp(dir=directory.parent, prefix=prefix, suffix=".tmp"))
+    except OSError as err:
+        raise BertNERError(f"{directory}: cannot write ({err.strerror or err})") from None
+    try:
+        yield tmp_dir
+        directory.mkdir(exist_ok=True)
+        new_names = set()
+        for new_file in sorted(tmp_dir.iterdir()):
+            os.chmod(new_file, FILE_MODE)
+            os.replace(new_file, directory / new_file.name)
+            new_names.add(new_file.name)
+        for old_file in directory.iterdir():
+            if old_file.name not in new_names and old_file.is_file():
+                old_file.unlink()
+    except OSError as err:
+        raise BertNERError(f"{directory}: cannot write ({err.strerror or err})") from None
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
