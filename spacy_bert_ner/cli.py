@@ -134,3 +134,56 @@ def annotate(
         )
     except BertNERError as err:
         fail(err)
+
+
+@app.command("continual-data")
+def continual_data(
+    train_path: Path = typer.Argument(..., help="Training .spacy DocBin (or CoNLL file)"),
+    dev_path: Path = typer.Argument(..., help="Dev .spacy DocBin (or CoNLL file)"),
+    output_dir: Path = typer.Argument(..., help="Directory for the three DocBins"),
+    new_type: str = typer.Option("MISC", "--new-type", help="Entity type to teach later"),
+    n_new: int = typer.Option(1000, "--n-new", help="Sentences holding it in the new set"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sentence sample"),
+) -> None:
+    """Write old-train/old-dev (without the new type) and new-train (the new type alone)."""
+    from .continual import prepare_continual_data
+
+    try:
+        prepare_continual_data(
+            train_path, dev_path, output_dir, new_type=new_type, n_new=n_new, seed=seed
+        )
+    except BertNERError as err:
+        fail(err)
+
+
+@app.command()
+def continual(
+    base_model: Path = typer.Argument(..., help="Trained pipeline without the new type"),
+    new_train: Path = typer.Argument(..., help=".spacy docs annotated with the new type only"),
+    rehearsal_corpus: Path = typer.Argument(..., help=".spacy docs whose texts to rehearse on"),
+    test: Path = typer.Argument(..., help="Gold test docs (.spacy or CoNLL), all types"),
+    output: Path = typer.Option(None, "--output", "-o", help="Metrics JSON to write"),
+    plot: Path = typer.Option(None, "--plot", help="PNG of the F1 scores per model"),
+    new_type: str = typer.Option("MISC", "--new-type", help="Entity type to teach"),
+    epochs: int = typer.Option(3, "--epochs", help="Passes over the new set"),
+    words_per_batch: int = typer.Option(464, "--words-per-batch", help="Words per update"),
+    learn_rate: float = typer.Option(5e-5, "--learn-rate", help="Peak learning rate"),
+    seed: int = typer.Option(0, "--seed", help="Seed of batching and dropout"),
+) -> None:
+    """Teach a trained pipeline a new type three ways (naive, rehearsal, rehearsal with
+    pseudo-labels) and score what each keeps and learns on the test set."""
+    from .continual_experiment import ContinualSettings, run_continual_experiment
+
+    settings = ContinualSettings(
+        new_type=new_type,
+        epochs=epochs,
+        words_per_batch=words_per_batch,
+        learn_rate=learn_rate,
+        seed=seed,
+    )
+    try:
+        run_continual_experiment(
+            base_model, new_train, rehearsal_corpus, test, settings, output=output, plot=plot
+        )
+    except BertNERError as err:
+        fail(err)

@@ -328,7 +328,7 @@ def write_error_page(
     return path
 
 
-def _unannotated_copy(nlp: spacy.Language, gold: Doc) -> Doc:
+def unannotated_copy(nlp: spacy.Language, gold: Doc) -> Doc:
     """The gold doc's tokens (and sentence starts, if any) without any entities."""
     sent_starts: list[bool | int | None] | None = (
         [bool(token.is_sent_start) for token in gold] if gold.has_annotation("SENT_START") else None
@@ -339,6 +339,12 @@ def _unannotated_copy(nlp: spacy.Language, gold: Doc) -> Doc:
         spaces=[bool(token.whitespace_) for token in gold],
         sent_starts=sent_starts,
     )
+
+
+def predict_on_gold(nlp: spacy.Language, gold_docs: Sequence[Doc]) -> list[Doc]:
+    """The pipeline's predictions on copies of the gold docs' own tokens, in order."""
+    inputs = (unannotated_copy(nlp, gold) for gold in gold_docs)
+    return list(tqdm(nlp.pipe(inputs), total=len(gold_docs), unit="doc", desc="predicting"))
 
 
 def evaluate_pipeline(
@@ -370,10 +376,9 @@ def evaluate_pipeline(
     if not gold_docs:
         raise BertNERError(f"{data_path}: no documents to evaluate on")
 
-    inputs = (_unannotated_copy(nlp, gold) for gold in gold_docs)
     n_tokens = sum(len(doc) for doc in gold_docs)
     start = time.perf_counter()
-    pred_docs = list(tqdm(nlp.pipe(inputs), total=len(gold_docs), unit="doc", desc="predicting"))
+    pred_docs = predict_on_gold(nlp, gold_docs)
     seconds = time.perf_counter() - start
 
     metrics = score_docs(gold_docs, pred_docs)

@@ -289,13 +289,28 @@ def quantize_int8(hf_model: PreTrainedModel) -> PreTrainedModel:
 
 
 class TokenClassifierShim(PyTorchShim):
-    """thinc's PyTorch shim, with its own learning-rate scale for the classification head."""
+    """thinc's PyTorch shim, with its own learning-rate scale for the classification head.
+
+    It also takes the gradient collector that `Language.rehearse` passes instead of an
+    optimizer: that callable keeps each (weights, gradient) pair and steps the real optimizer
+    after `finish_update` returns, but thinc's shim zeroes `.grad` in place as soon as the
+    callable returns, so the collector gets a copy of the gradient. Such a collector cannot
+    take a learning-rate scale, so under `nlp.rehearse` the head learns at the base rate.
+    """
 
     def __init__(self, model: Any, *, head_lr_scale: float = 1.0, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
         self.head_lr_scale = head_lr_scale
 
     def finish_update(self, optimizer: Optimizer) -> None:
+        if not isinstance(optimizer, Optimizer):
+            collect = optimizer
+
+            def collected(key: tuple[int, str], weights: Any, gradient: Any) -> Any:
+                return collect(key, weights, gradient.copy())
+
+            super().finish_update(cast(Optimizer, collected))
+            return
         if self.head_lr_scale == 1.0:
             super().finish_update(optimizer)
             return
@@ -400,8 +415,20 @@ def load_pretrained(
     return hf_model, tokenizer
 
 
-def resize_head(hf_model: PreTrainedModel, tags: Sequence[str]) -> None:
-    """Give a loaded classifier the tag set `tags`, keeping the rows of tags it already has."""
+def resize_head(
+    hf_model: PreTrainedModel, tags: Sequence[str], *, below_outside: float | None = None
+) -> None:
+    """Give a loaded classifier the tag set `tags`, keeping the rows of tags it already has.
+
+    New rows get Hugging Face's initialisation, or, with `below_outside`, a copy of the "O"
+    row whose bias is lowered by that margin. Then every new tag's logit sits `below_outside`
+    under O's on every token, so the decoder never prefers one (a run of new tags always
+    loses to O in its place, which every scheme allows): a trained model's entities stay as
+    they were until training moves the new rows. The copy starts a new type where the old
+    model put what it was never taught to tag, on the O side; a random row would start it
+    nowhere in particular, and a bias low enough to make that safe would take many steps
+    to climb.
+    """
     old_tags = tag_names(hf_model.config)
     if set(old_tags) == set(tags):
         return
@@ -418,11 +445,15 @@ def resize_head(hf_model: PreTrainedModel, tags: Sequence[str]) -> None:
     old_head = _classifier_layer(hf_model)
     new_head = torch.nn.Linear(old_head.in_features, len(tags)).to(old_head.weight.device)
     hf_model._init_weights(new_head)
+    outside = outside_id(hf_model.config)
     with torch.no_grad():
         for i, tag in enumerate(tags):
             if tag in old_tags:
                 new_head.weight[i] = old_head.weight[old_tags.index(tag)]
                 new_head.bias[i] = old_head.bias[old_tags.index(tag)]
+            elif below_outside is not None:
+                new_head.weight[i] = old_head.weight[outside]
+                new_head.bias[i] = old_head.bias[outside] - below_outside
     hf_model.classifier = new_head
     _set_tags(hf_model.config, tags)
     hf_model.num_labels = len(tags)  # type: ignore[assignment]

@@ -38,6 +38,7 @@ from .model import (
     has_transformer,
     load_pretrained,
     peek_tags,
+    resize_head,
     set_transformer,
     tag_names,
 )
@@ -49,6 +50,13 @@ logger = logging.getLogger("spacy.bert_ner")
 # pools do not survive a fork and the workers hang. One thread per worker is also the right
 # split of the cores among N processes.
 os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
+
+#: How far under the "O" logit `add_label` starts a new tag (see `model.resize_head`).
+#: Entities never change (any margin > 0 guarantees it); each new tag gets e^-5 (0.7%) of
+#: O's probability, so an entity's confidence shrinks by a factor 1 + n_new_tags * 0.0067 *
+#: p(O) at most (under 0.2% where p(O) < 0.1). The rows climb the margin in a few dozen
+#: updates; a larger one costs more steps before the type can be predicted at all.
+NEW_TAG_MARGIN = 5.0
 
 SCORE_EXTENSION = "bert_ner_score"
 #: Key of the package version in a saved component's cfg (not a setting).
@@ -174,6 +182,9 @@ class BertNER(TrainablePipe):
         # Bad gold entities already warned about (with on_bad_gold = "skip"), so each is
         # logged and counted once however many epochs see it.
         self._skipped_gold: set[tuple[int, int, int, str]] = set()
+        # A frozen copy of the model that `rehearse` pulls toward; `nlp.resume_training()`
+        # (and `spacy train` for a sourced component) sets it.
+        self._rehearsal_model: Model[list[Doc], list[Floats2d]] | None = None
 
     # -- labels and tags -------------------------------------------------------------------
 
@@ -206,10 +217,28 @@ class BertNER(TrainablePipe):
             self.model.initialize()
 
     def add_label(self, label: str) -> int:
-        """Add an entity type before `initialize`; the head is sized there."""
+        """Add an entity type; returns 0 if the component already predicts it, else 1.
+
+        Before the model is loaded, the type is recorded and `initialize` sizes the head.
+        On a loaded (trained) model the head grows at once: the rows of existing tags are
+        kept bit for bit and the type's tags in the component's scheme (B-X and I-X in IOB2)
+        are appended, starting `NEW_TAG_MARGIN` under O so that every predicted entity stays
+        what it was until training (confidences move slightly, see `NEW_TAG_MARGIN`). The
+        Hugging Face config's id2label/label2id follow, so the grown model saves and loads
+        as any other.
+        """
         if label in self.labels:
             return 0
-        self.cfg["labels"] = sorted({*self.labels, label})
+        if not has_transformer(self.model):
+            self.cfg["labels"] = sorted({*self.labels, label})
+            return 1
+        scheme = self.tag_scheme
+        added = TagScheme.from_labels([label], scheme.name).tags
+        tags = [*scheme.tags, *(tag for tag in added if tag not in scheme.tags)]
+        resize_head(self.hf_model, tags, below_outside=NEW_TAG_MARGIN)
+        # A new shim: new optimizer keys, since the head's parameters changed shape.
+        set_transformer(self.model, self.hf_model, self.model.attrs["tokenizer"])
+        self.cfg["labels"] = list(self.labels)
         return 1
 
     def initialize(
@@ -270,7 +299,7 @@ class BertNER(TrainablePipe):
     def set_annotations(self, docs: Iterable[Doc], scores: list[Floats2d]) -> None:
         scheme = self.tag_scheme
         for doc, doc_scores in zip(docs, scores, strict=True):
-            log_probs = _log_softmax(self.model.ops.to_numpy(doc_scores))
+            log_probs = _log_softmax(self.model.ops.to_numpy(doc_scores), np)
             # Windows span sentences for context, but entities stay inside one.
             sent_starts = (
                 doc.to_array("SENT_START") == 1 if doc.has_annotation("SENT_START") else None
@@ -429,6 +458,75 @@ class BertNER(TrainablePipe):
                 count,
             )
 
+    def rehearse(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optimizer | None = None,
+        losses: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        """Pull the model's tag distributions on `examples` toward the rehearsal model's.
+
+        spaCy's rehearsal: `nlp.resume_training()` keeps a frozen copy of the model, and this
+        step lowers the KL divergence from the copy's tag distribution to the current one on
+        the examples' texts (their annotations are not read), through the same thinc/torch
+        path as `update`, so optimizer, schedules and gradient accumulation apply alike.
+        With `sgd=None` the gradients are only accumulated (to be applied with the next
+        `update`'s); `drop` is accepted for spaCy's API, dropout is the model's own.
+        """
+        losses = {} if losses is None else losses
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "BertNER.rehearse")
+        if self._rehearsal_model is None:
+            raise BertNERError(
+                f"{self.name}: nothing to rehearse against; call nlp.resume_training() first "
+                "(spacy train does for a sourced component), which keeps a copy of the model"
+            )
+        docs = [eg.predicted for eg in examples]
+        if not any(len(doc) for doc in docs):
+            return losses
+        with torch.inference_mode():
+            tutor_scores = self._rehearsal_model.predict(docs)
+        tutor_tags = tag_names(get_hf_model(self._rehearsal_model).config)
+        scores, backprop = self.model.begin_update(docs)
+        loss, d_scores = self.get_rehearsal_loss(scores, tutor_scores, tutor_tags)
+        backprop(d_scores)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_rehearsal_loss(
+        self, scores: list[Floats2d], tutor_scores: list[Floats2d], tutor_tags: list[str]
+    ) -> tuple[float, list[Floats2d]]:
+        """Mean per-token KL(tutor || current) over the tutor's tags.
+
+        The current distribution is renormalised over the tutor's tags, so tags added since
+        (`add_label`) are left free: rehearsal keeps how the old tags share the rest of the
+        probability without teaching that a new type's tokens are O.
+        """
+        xp = self.model.ops.xp
+        tags = self.tag_scheme.tags
+        missing = [tag for tag in tutor_tags if tag not in tags]
+        if missing:
+            raise BertNERError(
+                f"{self.name}: cannot rehearse, the head lost the tags {missing} that the "
+                "rehearsal model predicts"
+            )
+        columns = xp.asarray([tags.index(tag) for tag in tutor_tags])
+        logits = xp.concatenate(scores)
+        log_p = _log_softmax(logits[:, columns], xp)
+        log_q = _log_softmax(xp.concatenate(tutor_scores), xp)
+        q = xp.exp(log_q)
+        n_tokens = max(len(logits), 1)
+        loss = float((q * (log_q - log_p)).sum()) / n_tokens
+        d_logits = xp.zeros_like(logits)
+        d_logits[:, columns] = (xp.exp(log_p) - q) / n_tokens
+        lengths = np.cumsum([len(s) for s in scores])[:-1]
+        return loss, list(xp.split(d_logits, lengths))
+
     def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
         validate_examples(examples, "BertNER.score")
         assert self.scorer is not None
@@ -548,6 +646,7 @@ def _excerpt(doc: Doc, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
+def _log_softmax(logits: Any, xp: Any) -> Any:
+    """Row-wise log-softmax with `xp` (numpy or cupy)."""
     shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))

@@ -10,7 +10,12 @@ import string
 from pathlib import Path
 
 import pytest
+import spacy
 import torch
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
+from thinc.api import Adam, fix_random_seed
 from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
 
 TINY_TAGS = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
@@ -49,6 +54,52 @@ def write_tiny_bert(path: Path, tags: list[str] = TINY_TAGS, seed: int = 0) -> P
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+# Sentences of the tiny vocabulary annotated with PER and LOC: what the "old" model knows.
+OLD_ROWS = [
+    (
+        ["angela", "merkel", "met", "macron", "in", "paris"],
+        ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC"],
+    ),
+    (["the", "berlin", "of", "angela"], ["O", "B-LOC", "O", "B-PER"]),
+    (["paris", "and", "berlin", "met", "merkel"], ["B-LOC", "O", "B-LOC", "O", "B-PER"]),
+]
+# Sentences annotated with MISC alone, as a new annotation round delivers them: the persons
+# and places in them are O.
+NEW_ROWS = [
+    (["angela", "merkel", "met", "the", "german", "team"], ["O", "O", "O", "O", "B-MISC", "O"]),
+    (["paris", "and", "french", "berlin"], ["O", "O", "B-MISC", "O"]),
+    (["the", "german", "of", "merkel"], ["O", "B-MISC", "O", "O"]),
+]
+
+
+def examples_of(nlp: Language, rows: list[tuple[list[str], list[str]]]) -> list[Example]:
+    return [
+        Example(Doc(nlp.vocab, words=words), Doc(nlp.vocab, words=words, ents=tags))
+        for words, tags in rows
+    ]
+
+
+def tiny_examples(nlp: Language) -> list[Example]:
+    return examples_of(nlp, OLD_ROWS)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pipeline whose tiny bert_ner learnt OLD_ROWS (PER and LOC), saved once; load a
+    fresh copy per test with `spacy.load`."""
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert)}})
+    examples = tiny_examples(nlp)
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(2e-3)
+    for _ in range(40):
+        nlp.update(examples, sgd=optimizer)
+    path = tmp_path_factory.mktemp("trained_tiny") / "pipeline"
+    nlp.to_disk(path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -23,13 +23,13 @@ from typer.testing import CliRunner
 from spacy_bert_ner.conll import load_gold_docs
 from spacy_bert_ner.errors import BertNERError
 from spacy_bert_ner.evaluation import (
-    _unannotated_copy,
     doc_iob2,
     entity_confusion,
     evaluate_pipeline,
     plot_metrics,
     print_report,
     score_docs,
+    unannotated_copy,
     write_error_page,
 )
 
@@ -429,7 +429,7 @@ def test_seqeval_and_spacy_scorer_agree_on_real_predictions(
     nlp = spacy.blank("en")
     nlp.add_pipe("bert_ner", config={"model": str(sharpened_bert)})
     gold_docs = load_gold_docs(testb, nlp.vocab)
-    pred_docs = list(nlp.pipe(_unannotated_copy(nlp, gold) for gold in gold_docs))
+    pred_docs = list(nlp.pipe(unannotated_copy(nlp, gold) for gold in gold_docs))
     gold_sents = [sent.as_doc() for doc in gold_docs for sent in doc.sents]
     pred_sents = [sent.as_doc() for doc in pred_docs for sent in doc.sents]
     assert 40 <= len(gold_sents) == len(pred_sents) <= 80
@@ -440,7 +440,7 @@ def test_seqeval_and_spacy_scorer_agree_on_real_predictions(
 
     by_doc = score_docs(gold_docs, pred_docs)
     by_sent = score_docs(gold_sents, pred_sents)
-    pipe_scores = nlp.evaluate([Example(_unannotated_copy(nlp, gold), gold) for gold in gold_docs])
+    pipe_scores = nlp.evaluate([Example(unannotated_copy(nlp, gold), gold) for gold in gold_docs])
     f1 = by_doc["conlleval"]["f1"]
     for metrics in (by_doc, by_sent):
         for mode in ("strict", "spacy"):

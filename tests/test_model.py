@@ -26,6 +26,19 @@ def test_resize_head_keeps_rows_of_shared_tags(tiny_bert):
     assert not torch.equal(hf_model.classifier.weight[3], old[3])
 
 
+def test_resize_head_can_start_new_tags_under_outside(tiny_bert):
+    hf_model, _ = load_pretrained(tiny_bert)
+    head = hf_model.classifier
+    outside_weight, outside_bias = head.weight[0].detach().clone(), head.bias[0].item()
+    resize_head(hf_model, [*TINY_TAGS, "B-DATE", "I-DATE"], below_outside=3.0)
+    new_head = hf_model.classifier
+    for row in (9, 10):
+        assert torch.equal(new_head.weight[row], outside_weight)
+        assert new_head.bias[row].item() == pytest.approx(outside_bias - 3.0)
+    logits = new_head(torch.randn(50, new_head.in_features) * 10)
+    assert torch.allclose(logits[:, 9:], logits[:, :1] - 3.0, atol=1e-4)
+
+
 def test_resize_head_keeps_order_when_tags_only_permute(tiny_bert):
     hf_model, _ = load_pretrained(tiny_bert)
     resize_head(hf_model, sorted(TINY_TAGS))

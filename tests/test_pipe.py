@@ -575,3 +575,78 @@ def test_entities_stay_inside_sentences(nlp):
     assert doc.ents
     for ent in doc.ents:
         assert not any(token.is_sent_start for token in ent[1:])
+
+
+def batch_of_docs(nlp):
+    """Docs of the tiny vocabulary, one longer than a window, with and without sentences."""
+    words = ["angela", "merkel", "met", "macron", "in", "paris", "and", "berlin", "of", "the"]
+    return [
+        Doc(nlp.vocab, words=words),
+        Doc(nlp.vocab, words=words[::-1] * 2, sent_starts=[i % 10 == 0 for i in range(20)]),
+        Doc(nlp.vocab, words=(words + ["to", "merkel"]) * 8),  # 96 tokens: several windows
+        Doc(nlp.vocab, words=["paris"]),
+    ]
+
+
+def predictions(nlp, docs):
+    return [ents(doc) for doc in nlp.pipe(doc.copy() for doc in docs)]
+
+
+def test_add_label_grows_a_trained_head_and_keeps_every_prediction(trained_tiny, tmp_path):
+    nlp = spacy.load(trained_tiny)
+    pipe = nlp.get_pipe("bert_ner")
+    old_tags = pipe.tag_scheme.tags
+    old_head = pipe.hf_model.classifier
+    weight, bias = old_head.weight.detach().clone(), old_head.bias.detach().clone()
+    docs = batch_of_docs(nlp)
+    before = predictions(nlp, docs)
+    assert sum(map(len, before)) >= 10, "the trained model predicts entities to compare"
+
+    assert pipe.add_label("MISC") == 1
+    assert pipe.tag_scheme.tags == (*old_tags, "B-MISC", "I-MISC")
+    assert pipe.labels == ("LOC", "MISC", "PER") and pipe.cfg["labels"] == list(pipe.labels)
+    head = pipe.hf_model.classifier
+    assert torch.equal(head.weight[: len(old_tags)], weight)  # bit for bit
+    assert torch.equal(head.bias[: len(old_tags)], bias)
+    config = pipe.hf_model.config
+    assert config.num_labels == len(old_tags) + 2 == head.out_features
+    assert [config.id2label[i] for i in range(config.num_labels)] == list(pipe.tag_scheme.tags)
+    assert config.label2id == {tag: i for i, tag in enumerate(pipe.tag_scheme.tags)}
+
+    after = predictions(nlp, docs)
+    assert [[e[:3] for e in doc] for doc in after] == [[e[:3] for e in doc] for doc in before]
+    for doc_after, doc_before in zip(after, before, strict=True):
+        for (*_, score_after), (*_, score_before) in zip(doc_after, doc_before, strict=True):
+            assert score_after == pytest.approx(score_before, rel=0.015)
+    assert pipe.add_label("MISC") == 0
+
+    nlp.to_disk(tmp_path / "grown")
+    loaded = spacy.load(tmp_path / "grown")
+    assert loaded.get_pipe("bert_ner").tag_scheme.tags == pipe.tag_scheme.tags
+    assert predictions(loaded, docs) == after
+
+
+@pytest.mark.parametrize("scheme", ["BIOES", "BILOU"])
+def test_add_label_adds_every_tag_of_the_scheme(tmp_path, scheme):
+    prefixes = "BIES" if scheme == "BIOES" else "BILU"
+    tags = ["O", *(f"{p}-PER" for p in prefixes), *(f"{p}-LOC" for p in prefixes)]
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("bert_ner", config={"model": str(write_tiny_bert(tmp_path, tags=tags))})
+    docs = batch_of_docs(nlp)
+    before = predictions(nlp, docs)
+    assert any(before)
+    pipe.add_label("MISC")
+    assert pipe.tag_scheme.tags == (*tags, *(f"{p}-MISC" for p in prefixes))
+    assert pipe.tag_scheme.name == scheme
+    assert [[e[:3] for e in d] for d in predictions(nlp, docs)] == [
+        [e[:3] for e in d] for d in before
+    ]
+
+
+def test_add_label_before_loading_waits_for_initialize(tiny_bert):
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("bert_ner", config={"model": str(tiny_bert)})
+    assert pipe.add_label("EVENT") == 1
+    gold = Doc(nlp.vocab, words=["angela", "met"], ents=["B-PER", "O"])
+    nlp.initialize(lambda: [Example(Doc(nlp.vocab, words=["angela", "met"]), gold)])
+    assert pipe.labels == ("EVENT", "PER")

@@ -132,3 +132,32 @@ def test_project_run_all_offline_and_the_packaged_wheel(project: Path, tiny_bert
         assert loaded["ents"] == loaded["trained_ents"]
     finally:
         subprocess.run([*pip, "uninstall", "-y", PACKAGE], capture_output=True, timeout=120)
+
+
+def test_project_run_continual_offline(project: Path, tiny_bert: Path) -> None:
+    """The `continual` workflow on the slices: base model without MISC, then the three
+    continuations taught MISC from a handful of sentences, scored on the test slice."""
+    run_continual = [
+        sys.executable, "-m", "spacy", "project", "run", "continual", str(project),
+        "--vars.model_name", str(tiny_bert),
+        "--vars.max_steps", "2",
+        "--vars.eval_frequency", "2",
+        "--vars.n_new", "4",
+        "--vars.continual_epochs", "1",
+    ]  # fmt: skip
+    run(run_continual, cwd=project)
+    for name in ("old-train", "old-dev", "new-train"):
+        assert (project / "corpus" / "continual" / f"{name}.spacy").stat().st_size > 0
+    metrics = json.loads((project / "metrics" / "continual.json").read_text())
+    assert metrics["old_types"] == ["LOC", "ORG", "PER"]
+    assert metrics["n_new_docs"] == 4 and metrics["n_new_entities"] >= 4
+    models = metrics["models"]
+    assert list(models) == ["base", "naive", "rehearsal", "rehearsal+pseudo"]
+    for name, result in models.items():
+        assert 0.0 <= result["old_f1"] <= 1.0 and 0.0 <= result["new_f1"] <= 1.0, name
+        assert set(result["old_per_type"]) <= {"LOC", "ORG", "PER"}, name
+        if name != "base":
+            assert result["train_seconds"] > 0 and result["steps"] >= 1, name
+    assert models["base"]["new_f1"] == 0.0
+    assert models["rehearsal+pseudo"]["pseudo_label_seconds"] > 0
+    assert (project / "metrics" / "continual.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import spacy
+import torch
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 from thinc.api import Adam, Config, fix_random_seed
@@ -18,23 +20,9 @@ from spacy_bert_ner.conll import conll_to_docs, read_conll
 from spacy_bert_ner.errors import BertNERError
 from spacy_bert_ner.evaluation import score_docs
 
+from .conftest import NEW_ROWS, examples_of, tiny_examples
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_examples(nlp):
-    rows = [
-        (
-            ["angela", "merkel", "met", "macron", "in", "paris"],
-            ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC"],
-        ),
-        (["the", "berlin", "of", "angela"], ["O", "B-LOC", "O", "B-PER"]),
-        (["paris", "and", "berlin", "met", "merkel"], ["B-LOC", "O", "B-LOC", "O", "B-PER"]),
-    ]
-    examples = []
-    for words, tags in rows:
-        gold = Doc(nlp.vocab, words=words, ents=tags)
-        examples.append(Example(Doc(nlp.vocab, words=words), gold))
-    return examples
 
 
 def test_loss_goes_down(tiny_bert):
@@ -365,3 +353,87 @@ def test_training_killed_midway_resumes_from_its_last_saved_model(tiny_bert, tin
     assert resumed.labels == ("LOC", "PER")
     after = resumed.hf_model.classifier.weight.detach()
     assert 0 < (after - before).abs().max() < 0.01  # continued from the killed run's weights
+
+
+def old_tag_drift(pipe, tutor, docs) -> float:
+    """Mean per-token KL from the tutor's tag distribution to `pipe`'s over the tutor's tags."""
+    tutor_tags = list(tutor.tag_scheme.tags)
+    columns = [pipe.tag_scheme.tags.index(tag) for tag in tutor_tags]
+    current = np.concatenate(pipe.predict(docs))[:, columns]
+    old = np.concatenate(tutor.predict(docs))
+    log_p = current - np.log(np.exp(current - current.max(1, keepdims=True)).sum(1, keepdims=True))
+    log_p -= current.max(1, keepdims=True)
+    log_q = old - np.log(np.exp(old - old.max(1, keepdims=True)).sum(1, keepdims=True))
+    log_q -= old.max(1, keepdims=True)
+    return float((np.exp(log_q) * (log_q - log_p)).sum(1).mean())
+
+
+def test_rehearse_needs_a_rehearsal_model(trained_tiny):
+    nlp = spacy.load(trained_tiny)
+    with pytest.raises(BertNERError, match="resume_training"):
+        nlp.get_pipe("bert_ner").rehearse(tiny_examples(nlp), sgd=Adam(1e-3))
+
+
+def test_rehearse_changes_weights_and_pulls_toward_the_old_model(trained_tiny):
+    fix_random_seed(0)
+    nlp = spacy.load(trained_tiny)
+    pipe = nlp.get_pipe("bert_ner")
+    tutor = spacy.load(trained_tiny).get_pipe("bert_ner")
+    optimizer = nlp.resume_training(sgd=Adam(1e-3))
+    pipe.add_label("MISC")
+    for _ in range(5):
+        nlp.update(examples_of(nlp, NEW_ROWS), sgd=optimizer)
+    old_docs = [eg.predicted for eg in tiny_examples(nlp)]
+    drifted = old_tag_drift(pipe, tutor, old_docs)
+    weights = {n: p.detach().clone() for n, p in pipe.hf_model.named_parameters()}
+    losses = pipe.rehearse(tiny_examples(nlp), sgd=optimizer)
+    assert losses["bert_ner"] > 0
+    moved = [n for n, p in pipe.hf_model.named_parameters() if not torch.equal(p, weights[n])]
+    assert {"classifier.weight", "bert.encoder.layer.0.attention.self.query.weight"} <= set(moved)
+    for _ in range(10):
+        pipe.rehearse(tiny_examples(nlp), sgd=optimizer)
+    assert old_tag_drift(pipe, tutor, old_docs) < 0.5 * drifted
+
+
+def test_nlp_rehearse_steps_as_the_pipe_does(trained_tiny):
+    """`Language.rehearse` collects gradients and steps the optimizer itself afterwards; the
+    step must be the one `BertNER.rehearse(sgd=...)` takes (not a zeroed gradient)."""
+    after = []
+    for through_nlp in (False, True):
+        nlp = spacy.load(trained_tiny)
+        pipe = nlp.get_pipe("bert_ner")
+        optimizer = nlp.resume_training(sgd=Adam(1e-3, L2=0.0))
+        start = pipe.hf_model.classifier.weight.detach().clone()
+        fix_random_seed(0)  # the same dropout masks: they make the step non-zero
+        if through_nlp:
+            nlp.rehearse(tiny_examples(nlp), sgd=optimizer)
+        else:
+            pipe.rehearse(tiny_examples(nlp), sgd=optimizer)
+        after.append(pipe.hf_model.classifier.weight.detach().clone())
+        assert (after[-1] - start).abs().max() > 1e-4
+    assert torch.allclose(after[0], after[1], atol=1e-7)
+
+
+def test_rehearsal_keeps_old_types_while_the_new_one_is_learnt(trained_tiny):
+    """Training on MISC-only annotation teaches that persons and places are O; rehearsing on
+    old texts in the same steps (the loop spacy train runs) keeps the old model's behaviour."""
+    drift, learnt = {}, {}
+    for rehearse in (False, True):
+        fix_random_seed(0)
+        nlp = spacy.load(trained_tiny)
+        pipe = nlp.get_pipe("bert_ner")
+        optimizer = Adam(1e-2)
+        if rehearse:
+            nlp.resume_training(sgd=optimizer)
+        pipe.add_label("MISC")
+        new, old = examples_of(nlp, NEW_ROWS), tiny_examples(nlp)
+        for _ in range(40):
+            if rehearse:
+                pipe.rehearse(old)  # accumulated: the update's step applies it
+            nlp.update(new, sgd=optimizer)
+        tutor = spacy.load(trained_tiny).get_pipe("bert_ner")
+        drift[rehearse] = old_tag_drift(pipe, tutor, [eg.predicted for eg in old])
+        predicted = nlp(Doc(nlp.vocab, words=NEW_ROWS[0][0]))
+        learnt[rehearse] = [(e.text, e.label_) for e in predicted.ents if e.label_ == "MISC"]
+    assert drift[True] < 0.25 * drift[False], drift
+    assert learnt[True] == learnt[False] == [("german", "MISC")]
