@@ -352,7 +352,17 @@ def test_training_killed_midway_resumes_from_its_last_saved_model(tiny_bert, tin
     resumed = spacy.load(tmp_path / "run2" / "model-last").get_pipe("bert_ner")
     assert resumed.labels == ("LOC", "PER")
     after = resumed.hf_model.classifier.weight.detach()
-    assert 0 < (after - before).abs().max() < 0.01  # continued from the killed run's weights
+    # Continued from the killed run's weights: 2 Adam steps move a head weight by about
+    # 2 x the head's peak rate at most (Adam's steps are bounded by the rate), with slack.
+    head_rate = (
+        config["training"]["optimizer"]["learn_rate"]["initial_rate"] * config_head_lr_scale()
+    )
+    assert 0 < (after - before).abs().max() < 3 * head_rate
+
+
+def config_head_lr_scale() -> float:
+    config = Config().from_disk(REPO / "configs" / "cpu.cfg", interpolate=False)
+    return float(config["components"]["bert_ner"]["model"]["head_lr_scale"])
 
 
 def old_tag_drift(pipe, tutor, docs) -> float:
