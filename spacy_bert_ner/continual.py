@@ -16,6 +16,7 @@ from wasabi import msg
 
 from .conll import load_gold_docs
 from .errors import BertNERError
+from .io import atomic_path
 
 
 def drop_types(docs: Iterable[Doc], types: Iterable[str]) -> list[Doc]:
@@ -104,15 +105,20 @@ def prepare_continual_data(
     train = load_gold_docs(train_path, vocab)
     dev = load_gold_docs(dev_path, vocab)
     new = keep_types(sample_sentences_with(train, new_type, n_new, seed), [new_type])
-    output_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "old-train": output_dir / "old-train.spacy",
         "old-dev": output_dir / "old-dev.spacy",
         "new-train": output_dir / "new-train.spacy",
     }
-    DocBin(docs=drop_types(train, [new_type])).to_disk(paths["old-train"])
-    DocBin(docs=drop_types(dev, [new_type])).to_disk(paths["old-dev"])
-    DocBin(docs=new).to_disk(paths["new-train"])
+    splits = {
+        "old-train": drop_types(train, [new_type]),
+        "old-dev": drop_types(dev, [new_type]),
+        "new-train": new,
+    }
+    for name, docs in splits.items():
+        # Through a temporary file, as `convert` writes: an interrupted run leaves no half file.
+        with atomic_path(paths[name]) as tmp_path:
+            tmp_path.write_bytes(DocBin(docs=docs).to_bytes())
     n_entities = sum(len(doc.ents) for doc in new)
     msg.good(
         f"{paths['old-train']}, {paths['old-dev']}: without {new_type}; {paths['new-train']}: "

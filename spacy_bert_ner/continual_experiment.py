@@ -35,7 +35,8 @@ from .conll import load_gold_docs
 from .continual import drop_types, merge_pseudo_labels
 from .corpus import create_sentence_runs_reader
 from .errors import BertNERError
-from .evaluation import predict_on_gold, score_docs, unannotated_copy
+from .evaluation import predict_on_gold, pyplot, score_docs, unannotated_copy
+from .io import atomic_path
 from .loading import load_pipeline
 from .resume import make_rehearsal
 
@@ -128,8 +129,8 @@ def run_continual_experiment(
     }
     _print_table(metrics)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(output, metrics)
+        with atomic_path(output) as tmp_path:
+            srsly.write_json(tmp_path, metrics)
         msg.good(f"Metrics written to {output}")
     if plot is not None:
         msg.good(f"Plot written to {plot_continual(metrics, plot)}")
@@ -232,15 +233,7 @@ def _print_table(metrics: dict[str, Any]) -> None:
 
 def plot_continual(metrics: dict[str, Any], path: Path) -> Path:
     """A PNG of F1 per old type, over the old types and of the new type, per model."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise BertNERError(
-            "plotting needs matplotlib: pip install 'spacy-bert-ner[project]'"
-        ) from err
+    plt = pyplot()
 
     new_type = metrics["settings"]["new_type"]
     groups = [*metrics["old_types"], "old types", new_type]
@@ -263,8 +256,8 @@ def plot_continual(metrics: dict[str, Any], path: Path) -> Path:
         ax.set_title(f"Teaching {new_type} to a trained model: what is kept, what is learnt")
         ax.legend(loc="upper center", ncol=2, frameon=False, fontsize=8)
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", dpi=120)
+        with atomic_path(path) as tmp_path:
+            fig.savefig(tmp_path, format="png", dpi=120)
     finally:
         plt.close(fig)
     return path

@@ -198,20 +198,27 @@ def _percentages(row: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
-def plot_metrics(
-    metrics: dict[str, Any], confusion: dict[str, dict[str, int]], path: Path | str
-) -> Path:
-    """Write a PNG: per-type P/R/F1 bars (conlleval mode) and the span confusion heatmap."""
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend; a one-line error when it is missing
+    (it comes with the `project` extra, not with the core)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.colors import LogNorm
     except ImportError as err:
         raise BertNERError(
             "plotting needs matplotlib: pip install 'spacy-bert-ner[project]'"
         ) from err
+    return plt
+
+
+def plot_metrics(
+    metrics: dict[str, Any], confusion: dict[str, dict[str, int]], path: Path | str
+) -> Path:
+    """Write a PNG: per-type P/R/F1 bars (conlleval mode) and the span confusion heatmap."""
+    plt = pyplot()
+    from matplotlib.colors import LogNorm
 
     path = Path(path)
     scores = metrics["conlleval"]
