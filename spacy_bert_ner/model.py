@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,6 +31,7 @@ from thinc.api import (
     PyTorchShim,
     get_torch_default_device,
     torch2xp,
+    xp2torch,
 )
 from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from thinc.types import Floats2d
@@ -324,6 +325,36 @@ class TokenClassifierShim(PyTorchShim):
             return optimizer(key, weights, gradient, lr_scale=scale if head else 1.0)
 
         super().finish_update(cast(Optimizer, scaled))
+
+    @contextlib.contextmanager
+    def use_params(self, params: dict[Any, Any]) -> Iterator[None]:
+        """Swap in the optimizer's parameter averages (`use_averages = true`) while inside.
+
+        thinc's shim looks for string keys ("pytorch_<id>_<name>") that its own
+        `finish_update` never writes: the optimizer keys each average by `(shim id, name)`,
+        so spaCy's evaluation and saves under `nlp.use_params(optimizer.averages)` silently
+        used the raw weights. Here the averages found under those keys are loaded, and the
+        raw weights put back on exit, so training goes on from them.
+        """
+        averaged = {
+            name: params[(self.id, name)]
+            for name, _ in self._model.named_parameters()
+            if (self.id, name) in params
+        }
+        if not averaged:
+            yield
+            return
+        current = dict(self._model.named_parameters())
+        backup = {name: current[name].detach().clone() for name in averaged}
+        with torch.no_grad():
+            for name, value in averaged.items():
+                current[name].copy_(xp2torch(value, device=current[name].device))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, value in backup.items():
+                    current[name].copy_(value)
 
 
 def window_length(model: Model) -> int:

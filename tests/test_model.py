@@ -94,3 +94,23 @@ def test_configured_window_length_is_capped_at_the_model_limit(tiny_bert):
     assert window_length(pipe.model) == TINY_MAX_LENGTH
     doc = nlp(Doc(nlp.vocab, words=["berlin"] * 200))  # would overflow 64 positions uncapped
     assert len(doc) == 200
+
+
+def test_optimizer_averages_are_used_inside_use_params_and_put_back_after(tiny_bert):
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert)}})
+    words = ["angela", "merkel", "met"]
+    gold = Doc(nlp.vocab, words=words, ents=["B-PER", "I-PER", "O"])
+    examples = [Example(Doc(nlp.vocab, words=words), gold)]
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(1e-2, use_averages=True)
+    for _ in range(3):
+        nlp.update(examples, sgd=optimizer)
+    shim = pipe.model.layers[0].shims[0]
+    raw = pipe.hf_model.classifier.weight.detach().clone()
+    average = torch.as_tensor(optimizer.averages[(shim.id, "classifier.weight")])
+    assert not torch.allclose(raw, average)
+    with nlp.use_params(optimizer.averages):
+        assert torch.allclose(pipe.hf_model.classifier.weight, average)
+        nlp("angela merkel met")
+    assert torch.equal(pipe.hf_model.classifier.weight, raw)
