@@ -49,12 +49,15 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from .errors import BertNERError, ModelLoadError, one_line
-from .windows import WindowBatch, make_windows
+from .windows import N_CASE_CLASSES, WindowBatch, make_windows
 
 logger = logging.getLogger("spacy.bert_ner")
 
 #: Logit given to the "O" tag of tokens without a wordpiece; every other tag gets `-NO_PIECE`.
 NO_PIECE_LOGIT = 1e4
+#: Set in a Hugging Face config (saved in its config.json) when its token type embeddings
+#: were turned into case embeddings, so a saved model says itself how it must be fed.
+CASE_CLASSES_KEY = "bert_ner_case_classes"
 #: Inference returns freed heap pages to the OS after this many chunks (`release_freed_heap`).
 TRIM_EVERY_CHUNKS = 8
 
@@ -70,6 +73,7 @@ def build_token_classifier(
     grad_scaler_config: dict[str, Any] | None = None,
     int8: bool = False,
     head_lr_scale: float = 1.0,
+    case_feature: bool = False,
 ) -> Model[list[Doc], list[Floats2d]]:
     """A Hugging Face `*ForTokenClassification` model over strided wordpiece windows.
 
@@ -87,7 +91,10 @@ def build_token_classifier(
         for faster CPU inference; the fp32 weights are kept for saving. Inference only.
     head_lr_scale: learning-rate multiplier for the classification head. A new head starts
         from random weights while the encoder is already trained; a short fine-tuning budget
-        at an encoder-sized rate leaves it undertrained.
+        at an encoder-sized rate leaves it undertrained. Case embeddings, new too, share it.
+    case_feature: give an encoder that has none case embeddings (`add_case_embeddings`): the
+        letter case of each word, which an uncased vocabulary loses. A model saved with them
+        uses them whatever this says.
     """
     return Model(
         "bert_token_classifier",
@@ -103,6 +110,7 @@ def build_token_classifier(
             "grad_scaler_config": dict(grad_scaler_config or {}),
             "int8": int8,
             "head_lr_scale": head_lr_scale,
+            "case_feature": case_feature,
             "hf_model": None,
             "tokenizer": None,
             "labels_for_head": None,
@@ -125,13 +133,17 @@ def minilm_name() -> str:
 
 
 def init(model: Model, X: Any = None, Y: Any = None) -> None:
-    """Load the named model, giving it a head for `labels_for_head` when that is set."""
+    """Load the named model, giving it a head for `labels_for_head` when that is set, and case
+    embeddings when `case_feature` asks for them."""
     if not has_transformer(model):
         hf_model, tokenizer = load_pretrained(model.attrs["name"], model.attrs["labels_for_head"])
-        set_transformer(model, hf_model, tokenizer)
-    elif model.attrs["labels_for_head"] is not None:
-        resize_head(get_hf_model(model), model.attrs["labels_for_head"])
-        set_transformer(model, get_hf_model(model), model.attrs["tokenizer"])
+    else:
+        hf_model, tokenizer = get_hf_model(model), model.attrs["tokenizer"]
+        if model.attrs["labels_for_head"] is not None:
+            resize_head(hf_model, model.attrs["labels_for_head"])
+    if model.attrs["case_feature"]:
+        add_case_embeddings(hf_model)
+    set_transformer(model, hf_model, tokenizer)
 
 
 def forward(
@@ -151,6 +163,7 @@ def forward(
         stride=model.attrs["stride"],
         window_batch_size=model.attrs["window_batch_size"],
         max_batch_pieces=model.attrs["max_batch_pieces"],
+        with_case=uses_case(hf_model),
     )
     outside = outside_id(hf_model.config)
     device = get_torch_default_device()
@@ -158,7 +171,9 @@ def forward(
     table[:, outside] = NO_PIECE_LOGIT
     backprops = []
     for n_run, chunk in enumerate(batch.chunks, start=1):
-        logits, backprop_chunk = transformer((chunk.input_ids, chunk.attention_mask), is_train)
+        logits, backprop_chunk = transformer(
+            (chunk.input_ids, chunk.attention_mask, chunk.token_type_ids), is_train
+        )
         index = _as_index(chunk.window_index, chunk.position, device)
         # Detached: gradients go back through backprop_chunk, not through the table's graph.
         table[torch.from_numpy(chunk.token_row).to(device)] = logits[index].detach().to(table.dtype)
@@ -211,14 +226,16 @@ def _split(table: Floats2d, batch: WindowBatch) -> list[Floats2d]:
 
 
 def _convert_inputs(
-    model: Model, inputs: tuple[Any, Any], is_train: bool
+    model: Model, inputs: tuple[Any, Any, Any], is_train: bool
 ) -> tuple[ArgsKwargs, Callable[[Any], Any]]:
-    input_ids, attention_mask = inputs
+    input_ids, attention_mask, token_type_ids = inputs
     device = get_torch_default_device()
     kwargs = {
         "input_ids": torch.from_numpy(input_ids).to(device),
         "attention_mask": torch.from_numpy(attention_mask).to(device),
     }
+    if token_type_ids is not None:
+        kwargs["token_type_ids"] = torch.from_numpy(token_type_ids).to(device)
     return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
 
 
@@ -233,6 +250,38 @@ def _convert_outputs(
         return ArgsKwargs(args=(logits,), kwargs={"grad_tensors": (d_logits,)})
 
     return logits, convert_d_logits
+
+
+def uses_case(hf_model: PreTrainedModel) -> bool:
+    return bool(getattr(hf_model.config, CASE_CLASSES_KEY, 0))
+
+
+def add_case_embeddings(hf_model: PreTrainedModel) -> None:
+    """Turn the encoder's token type embeddings into one row per letter-case class.
+
+    BERT-style encoders add a token type embedding to every piece; NER runs one segment, so
+    that table is free to carry the case of each piece's word instead (`windows.case_classes`).
+    Every row starts as a copy of row 0, the one the encoder was trained with, so the model
+    computes exactly what it did until training tells the classes apart. The result stays a
+    plain Hugging Face model (`type_vocab_size` grows), saved and loaded as any other.
+    """
+    if uses_case(hf_model):
+        return
+    embeddings = getattr(hf_model.base_model, "embeddings", None)
+    old = getattr(embeddings, "token_type_embeddings", None)
+    if embeddings is None or not isinstance(old, torch.nn.Embedding):
+        raise ModelLoadError(
+            f"case_feature = true needs an encoder with token type embeddings (BERT-style); "
+            f"{type(hf_model).__name__} has none: set case_feature = false"
+        )
+    new = torch.nn.Embedding(N_CASE_CLASSES, old.embedding_dim).to(old.weight.device)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[:1].expand(N_CASE_CLASSES, -1))
+    embeddings.token_type_embeddings = new
+    # BERT keeps a zero token_type_ids buffer sized by position; it stays valid (class 0).
+    hf_model.config.type_vocab_size = N_CASE_CLASSES
+    setattr(hf_model.config, CASE_CLASSES_KEY, N_CASE_CLASSES)
+    logger.info("bert_ner: added case embeddings (%d classes) to the encoder", N_CASE_CLASSES)
 
 
 def has_transformer(model: Model) -> bool:
@@ -305,6 +354,14 @@ class TokenClassifierShim(PyTorchShim):
     def __init__(self, model: Any, *, head_lr_scale: float = 1.0, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
         self.head_lr_scale = head_lr_scale
+        # The parameters bert_ner adds to an encoder: its head, and its case embeddings.
+        case = uses_case(model)
+        self.new_parameters = {
+            name
+            for name, _ in model.named_parameters()
+            if name.startswith("classifier.")
+            or (case and name.endswith("embeddings.token_type_embeddings.weight"))
+        }
 
     def finish_update(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -321,8 +378,8 @@ class TokenClassifierShim(PyTorchShim):
         scale = self.head_lr_scale
 
         def scaled(key: tuple[int, str], weights: Any, gradient: Any) -> Any:
-            head = key[1].startswith("classifier.")
-            return optimizer(key, weights, gradient, lr_scale=scale if head else 1.0)
+            new = key[1] in self.new_parameters
+            return optimizer(key, weights, gradient, lr_scale=scale if new else 1.0)
 
         super().finish_update(cast(Optimizer, scaled))
 

@@ -10,6 +10,10 @@ wherever the doc allows it. Nothing is truncated: a doc of any length gives as m
 needs, and the windows of a batch are run in length-sorted chunks so memory follows the chunk,
 not the doc.
 
+For an encoder given case embeddings (see `model.add_case_embeddings`), every piece also
+carries its word's letter case (`case_classes`) as its token type id: an uncased vocabulary
+maps "Apple" and "apple" to the same pieces, and the case is the best single cue for names.
+
 Each spaCy token is represented by its first wordpiece. Tokens that yield no wordpiece
 (whitespace, zero-width and control characters) have no row: the model fills theirs with a
 fixed "O" so they can never be part of an entity.
@@ -21,12 +25,17 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from spacy.attrs import IS_ALPHA, IS_LOWER, IS_TITLE, IS_UPPER
 from spacy.tokens import Doc
 from tokenizers import Encoding
 
 from .errors import BertNERError
 
 IntArray = NDArray[np.int64]
+#: Letter-case classes of a word, as token type ids: no letters (also special tokens and
+#: padding), lower, Title, UPPER, and other letter mixes ("McDonald", "iPhone").
+CASE_NONE, CASE_LOWER, CASE_TITLE, CASE_UPPER, CASE_MIXED = range(5)
+N_CASE_CLASSES = 5
 #: A transformers fast tokenizer (`FastTokenizer`); typed loosely because its
 #: attributes are generated at run time and invisible to type checkers.
 FastTokenizer = Any
@@ -59,6 +68,7 @@ class WindowChunk:
 
     input_ids: IntArray  # (n_windows, width)
     attention_mask: IntArray  # (n_windows, width)
+    token_type_ids: IntArray | None  # (n_windows, width): case classes, when asked for
     window_index: IntArray  # (n_tokens_in_chunk,): row in this chunk of each token's piece
     position: IntArray  # (n_tokens_in_chunk,): column of each token's first piece
     token_row: IntArray  # (n_tokens_in_chunk,): row of that token in the batch's token table
@@ -117,6 +127,17 @@ def first_pieces(word_ids: Sequence[int | None], n_words: int) -> IntArray:
     return firsts
 
 
+def case_classes(doc: Doc) -> IntArray:
+    """The letter-case class (`CASE_*`) of each token, from spaCy's lexeme flags."""
+    flags = doc.to_array([IS_LOWER, IS_TITLE, IS_UPPER, IS_ALPHA]).astype(bool)
+    if not len(doc):
+        return np.zeros(0, dtype=np.int64)
+    lower, title, upper, alpha = flags.T
+    return np.select(
+        [lower, upper, title, alpha], [CASE_LOWER, CASE_UPPER, CASE_TITLE, CASE_MIXED], CASE_NONE
+    ).astype(np.int64)
+
+
 def make_windows(
     docs: Sequence[Doc],
     tokenizer: FastTokenizer,
@@ -125,10 +146,12 @@ def make_windows(
     stride: int | None,
     window_batch_size: int,
     max_batch_pieces: int,
+    with_case: bool = False,
 ) -> WindowBatch:
     """Tokenize a batch of docs once and pack their pieces into length-sorted window chunks.
 
     `stride` pieces are shared by consecutive windows; None shares a quarter of a window.
+    `with_case` gives each chunk the case classes of its pieces as `token_type_ids`.
     """
     specials = SpecialTokens.of(tokenizer)
     width = max_length - len(specials)
@@ -144,6 +167,7 @@ def make_windows(
     doc_starts[1:] = np.cumsum([len(doc) for doc in docs])
 
     windows: list[IntArray] = []
+    window_cases: list[IntArray] | None = [] if with_case else None
     token_windows: list[IntArray] = []
     token_positions: list[IntArray] = []
     token_rows: list[IntArray] = []
@@ -161,6 +185,9 @@ def make_windows(
         token_positions.append(firsts[has_piece] - starts[owner] + len(specials.prefix))
         token_rows.append(has_piece + doc_starts[i])
         windows.extend(ids[start : start + width] for start in starts)
+        if window_cases is not None:
+            piece_cases = case_classes(doc)[np.asarray(encodings[i].word_ids, dtype=np.int64)]
+            window_cases.extend(piece_cases[start : start + width] for start in starts)
 
     if not windows:
         return WindowBatch(chunks=[], doc_starts=doc_starts, n_pieces=n_pieces)
@@ -168,6 +195,7 @@ def make_windows(
         chunks=list(
             _chunks(
                 windows,
+                window_cases,
                 np.concatenate(token_windows),
                 np.concatenate(token_positions),
                 np.concatenate(token_rows),
@@ -199,6 +227,7 @@ def _encode(words: list[list[str]], tokenizer: FastTokenizer) -> list[Encoding]:
 
 def _chunks(
     windows: list[IntArray],
+    window_cases: list[IntArray] | None,
     token_windows: IntArray,
     token_positions: IntArray,
     token_rows: IntArray,
@@ -230,14 +259,19 @@ def _chunks(
         members = order[begin : begin + size]
         input_ids = np.full((len(members), width), specials.pad_id, dtype=np.int64)
         attention_mask = np.zeros((len(members), width), dtype=np.int64)
+        token_type_ids = None if window_cases is None else np.zeros_like(input_ids)
         for row, index in enumerate(members):
             piece_ids = np.concatenate([prefix, windows[index], suffix])
             input_ids[row, : len(piece_ids)] = piece_ids
             attention_mask[row, : len(piece_ids)] = 1
+            if token_type_ids is not None and window_cases is not None:
+                start = len(prefix)
+                token_type_ids[row, start : start + len(windows[index])] = window_cases[index]
         lo, hi = np.searchsorted(token_rank, [begin, begin + len(members)])
         yield WindowChunk(
             input_ids=input_ids,
             attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
             window_index=token_rank[lo:hi] - begin,
             position=token_positions[lo:hi],
             token_row=token_rows[lo:hi],

@@ -1,14 +1,24 @@
 """The thinc model around the Hugging Face classifier: heads, learning rates, int8, limits."""
 
+import numpy as np
 import pytest
 import spacy
 import torch
 from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Adam
+from transformers import DistilBertConfig, DistilBertForTokenClassification
 
-from spacy_bert_ner.errors import BertNERError
-from spacy_bert_ner.model import load_pretrained, resize_head, tag_names, window_length
+from spacy_bert_ner.errors import BertNERError, ModelLoadError
+from spacy_bert_ner.model import (
+    add_case_embeddings,
+    load_pretrained,
+    resize_head,
+    tag_names,
+    uses_case,
+    window_length,
+)
+from spacy_bert_ner.windows import CASE_TITLE, N_CASE_CLASSES
 
 from .conftest import TINY_MAX_LENGTH, TINY_TAGS
 
@@ -114,3 +124,53 @@ def test_optimizer_averages_are_used_inside_use_params_and_put_back_after(tiny_b
         assert torch.allclose(pipe.hf_model.classifier.weight, average)
         nlp("angela merkel met")
     assert torch.equal(pipe.hf_model.classifier.weight, raw)
+
+
+def test_case_embeddings_start_as_the_encoders_own_and_save_with_the_model(tiny_bert, tmp_path):
+    words = ["Angela", "Merkel", "met", "MACRON", "in", "paris"]
+    plain = spacy.blank("en")
+    plain.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert)}})
+    nlp = spacy.blank("en")
+    model = {"name": str(tiny_bert), "case_feature": True}
+    pipe = nlp.add_pipe("bert_ner", config={"model": model})
+    nlp.initialize()
+    embeddings = pipe.hf_model.bert.embeddings.token_type_embeddings.weight
+    assert embeddings.shape[0] == N_CASE_CLASSES and uses_case(pipe.hf_model)
+    # Every class starts as row 0, so nothing changes until training tells them apart.
+    expected = plain.get_pipe("bert_ner").predict([Doc(plain.vocab, words=words)])[0]
+    assert np.allclose(pipe.predict([Doc(nlp.vocab, words=words)])[0], expected, atol=1e-5)
+    with torch.no_grad():
+        # (a constant shift would vanish in the LayerNorm that follows)
+        embeddings[CASE_TITLE] += torch.linspace(-1.0, 1.0, embeddings.shape[1])
+    moved = pipe.predict([Doc(nlp.vocab, words=words)])[0]
+    assert not np.allclose(moved, expected, atol=1e-3)
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert uses_case(loaded.get_pipe("bert_ner").hf_model)
+    assert np.allclose(
+        loaded.get_pipe("bert_ner").predict([Doc(loaded.vocab, words=words)])[0], moved, atol=1e-5
+    )
+
+
+def test_case_embeddings_learn_at_the_heads_rate(tiny_bert):
+    nlp = spacy.blank("en")
+    model = {"name": str(tiny_bert), "case_feature": True, "head_lr_scale": 50.0}
+    pipe = nlp.add_pipe("bert_ner", config={"model": model})
+    words = ["Angela", "Merkel", "met"]
+    gold = Doc(nlp.vocab, words=words, ents=["B-PER", "I-PER", "O"])
+    nlp.initialize(lambda: [Example(Doc(nlp.vocab, words=words), gold)])
+    bert = pipe.hf_model.bert.embeddings
+    before = [bert.token_type_embeddings.weight.detach().clone()]
+    before.append(bert.word_embeddings.weight.detach().clone())
+    nlp.update([Example(Doc(nlp.vocab, words=words), gold)], sgd=Adam(1e-3))
+    case_moved = (bert.token_type_embeddings.weight - before[0]).abs().max().item()
+    word_moved = (bert.word_embeddings.weight - before[1]).abs().max().item()
+    assert case_moved > 20 * word_moved
+
+
+def test_case_feature_needs_token_type_embeddings():
+    config = DistilBertConfig(
+        vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32, num_labels=3
+    )
+    with pytest.raises(ModelLoadError, match="token type embeddings"):
+        add_case_embeddings(DistilBertForTokenClassification(config))

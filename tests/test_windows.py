@@ -9,7 +9,18 @@ from spacy.tokens import Doc
 from transformers import AutoTokenizer
 
 from spacy_bert_ner.errors import BertNERError
-from spacy_bert_ner.windows import assign_windows, first_pieces, make_windows, window_starts
+from spacy_bert_ner.windows import (
+    CASE_LOWER,
+    CASE_MIXED,
+    CASE_NONE,
+    CASE_TITLE,
+    CASE_UPPER,
+    assign_windows,
+    case_classes,
+    first_pieces,
+    make_windows,
+    window_starts,
+)
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +180,53 @@ def test_any_batch_and_settings_read_each_token_from_its_own_first_piece(
             assert row not in read
             read[row] = piece
     assert read == {i: piece for i, piece in enumerate(expected) if piece is not None}
+
+
+def test_case_classes_of_words(blank):
+    words = ["Apple", "apple", "APPLE", "U.S.", "McDonald", "iPhone", "1996", ",", "Ölfeld"]
+    expected = [CASE_TITLE, CASE_LOWER, CASE_UPPER, CASE_UPPER, CASE_MIXED, CASE_MIXED]
+    expected += [CASE_NONE, CASE_NONE, CASE_TITLE]
+    assert case_classes(Doc(blank.vocab, words=words)).tolist() == expected
+    assert case_classes(Doc(blank.vocab, words=[])).tolist() == []
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    docs=st.lists(st.lists(st.sampled_from(["Paris", "paris", "UN", "1", "met"]), max_size=30)),
+    max_length=st.integers(4, 20),
+)
+def test_every_piece_carries_its_words_case_and_specials_carry_none(
+    tokenizer, blank, docs, max_length
+):
+    batch = make_windows(
+        [Doc(blank.vocab, words=words) for words in docs],
+        tokenizer,
+        max_length=max_length,
+        stride=1,
+        window_batch_size=3,
+        max_batch_pieces=64,
+        with_case=True,
+    )
+    cases = np.concatenate(
+        [case_classes(Doc(blank.vocab, words=words)) for words in docs] + [np.zeros(0, int)]
+    )
+    for chunk in batch.chunks:
+        assert chunk.token_type_ids is not None
+        assert chunk.token_type_ids.shape == chunk.input_ids.shape
+        # [CLS], [SEP] and padding are class 0, as in the encoder's own training.
+        specials = np.isin(chunk.input_ids, [tokenizer.cls_token_id, tokenizer.sep_token_id])
+        assert (chunk.token_type_ids[specials | (chunk.attention_mask == 0)] == CASE_NONE).all()
+        read = chunk.token_type_ids[chunk.window_index, chunk.position]
+        assert (read == cases[chunk.token_row]).all()
+
+
+def test_windows_have_no_token_types_unless_asked(tokenizer, blank):
+    batch = make_windows(
+        [Doc(blank.vocab, words=["Paris", "met"])],
+        tokenizer,
+        max_length=16,
+        stride=None,
+        window_batch_size=4,
+        max_batch_pieces=64,
+    )
+    assert all(chunk.token_type_ids is None for chunk in batch.chunks)
