@@ -106,7 +106,7 @@ def test_minilm_learns_conll_entities(data_dir):
     train = conll_slice(data_dir / "conll2003" / "eng.train", 600)
     held_apart = conll_slice(data_dir / "conll2003" / "eng.testa", 200)
     nlp = spacy.blank("en")
-    model = {"name": minilm_name(), "max_length": 128, "head_lr_scale": 20.0}
+    model = {"name": minilm_name(), "max_length": 128, "head_lr_scale": 20.0, "case_feature": True}
     nlp.add_pipe("bert_ner", config={"model": model})
     examples = [Example(Doc(nlp.vocab, words=[t.text for t in d]), d) for d in train]
     nlp.initialize(lambda: examples)
