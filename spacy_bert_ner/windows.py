@@ -131,9 +131,8 @@ def case_classes(doc: Doc) -> IntArray:
     """The letter-case class (`CASE_*`) of each token, from spaCy's lexeme flags."""
     if not len(doc):
         return np.zeros(0, dtype=np.int64)
-    lower, title, upper, alpha = doc.to_array([IS_LOWER, IS_TITLE, IS_UPPER, IS_ALPHA]).T.astype(
-        bool
-    )
+    flags = doc.to_array([IS_LOWER, IS_TITLE, IS_UPPER, IS_ALPHA]).astype(bool)
+    lower, title, upper, alpha = flags.T
     return np.select(
         [lower, upper, title, alpha], [CASE_LOWER, CASE_UPPER, CASE_TITLE, CASE_MIXED], CASE_NONE
     ).astype(np.int64)
