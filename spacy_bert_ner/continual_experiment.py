@@ -35,7 +35,7 @@ from .conll import load_gold_docs
 from .continual import drop_types, merge_pseudo_labels
 from .corpus import create_sentence_runs_reader
 from .errors import BertNERError
-from .evaluation import predict_on_gold, pyplot, score_docs, unannotated_copy
+from .evaluation import png_figure, predict_on_gold, score_docs, unannotated_copy
 from .io import atomic_path
 from .loading import load_pipeline
 from .resume import make_rehearsal
@@ -233,14 +233,11 @@ def _print_table(metrics: dict[str, Any]) -> None:
 
 def plot_continual(metrics: dict[str, Any], path: Path) -> Path:
     """A PNG of F1 per old type, over the old types and of the new type, per model."""
-    plt = pyplot()
-
     new_type = metrics["settings"]["new_type"]
     groups = [*metrics["old_types"], "old types", new_type]
     models = metrics["models"]
     width = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(groups), 4.8))
-    try:
+    with png_figure(path, figsize=(2 + 1.6 * len(groups), 4.8)) as (_, ax):
         for i, (name, result) in enumerate(models.items()):
             values = [result["old_per_type"].get(t, 0.0) for t in metrics["old_types"]]
             values += [result["old_f1"], result["new_f1"]]
@@ -255,9 +252,4 @@ def plot_continual(metrics: dict[str, Any], path: Path) -> Path:
         ax.set_ylabel("test F1 (%, conlleval)")
         ax.set_title(f"Teaching {new_type} to a trained model: what is kept, what is learnt")
         ax.legend(loc="upper center", ncol=2, frameon=False, fontsize=8)
-        fig.tight_layout()
-        with atomic_path(path) as tmp_path:
-            fig.savefig(tmp_path, format="png", dpi=120)
-    finally:
-        plt.close(fig)
     return path

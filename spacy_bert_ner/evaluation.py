@@ -17,9 +17,10 @@ of the sentences the model got wrong.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -198,9 +199,14 @@ def _percentages(row: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
-def pyplot() -> Any:
-    """matplotlib's pyplot on the file-only Agg backend; a one-line error when it is missing
-    (it comes with the `project` extra, not with the core)."""
+@contextlib.contextmanager
+def png_figure(path: Path, **subplots: Any) -> Iterator[tuple[Any, Any]]:
+    """`plt.subplots(**subplots)` to draw on; written to `path` as a PNG (whole or not at all,
+    see `atomic_path`) when the block ends without error, and closed either way.
+
+    matplotlib runs on its file-only Agg backend, and a missing matplotlib is a one-line error:
+    it comes with the `project` extra, not with the core.
+    """
     try:
         import matplotlib
 
@@ -210,25 +216,29 @@ def pyplot() -> Any:
         raise BertNERError(
             "plotting needs matplotlib: pip install 'spacy-bert-ner[project]'"
         ) from err
-    return plt
+    fig, axes = plt.subplots(**subplots)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        with atomic_path(path) as tmp_path:
+            fig.savefig(tmp_path, format="png", dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def plot_metrics(
     metrics: dict[str, Any], confusion: dict[str, dict[str, int]], path: Path | str
 ) -> Path:
     """Write a PNG: per-type P/R/F1 bars (conlleval mode) and the span confusion heatmap."""
-    plt = pyplot()
-    from matplotlib.colors import LogNorm
-
     path = Path(path)
     scores = metrics["conlleval"]
     labels = list(scores["per_type"])
     rows = list(confusion)
     cols = list(next(iter(confusion.values()), {}))
-    fig, (ax_bars, ax_conf) = plt.subplots(
-        1, 2, figsize=(6 + 1.1 * max(len(labels), len(cols)), 5.5)
-    )
-    try:
+    figsize = (6 + 1.1 * max(len(labels), len(cols)), 5.5)
+    with png_figure(path, nrows=1, ncols=2, figsize=figsize) as (fig, (ax_bars, ax_conf)):
+        from matplotlib.colors import LogNorm
+
         width = 0.27
         for i, (key, name) in enumerate((("precision", "P"), ("recall", "R"), ("f1", "F1"))):
             xs = [x + (i - 1) * width for x in range(len(labels))]
@@ -264,11 +274,6 @@ def plot_metrics(
         bar = fig.colorbar(image, ax=ax_conf, fraction=0.046, pad=0.04)
         bar.set_label("spans (log colour scale)")
         bar.minorticks_off()
-        fig.tight_layout()
-        with atomic_path(path) as tmp_path:
-            fig.savefig(tmp_path, format="png", dpi=120)
-    finally:
-        plt.close(fig)
     return path
 
 
