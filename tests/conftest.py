@@ -85,18 +85,22 @@ def tiny_examples(nlp: Language) -> list[Example]:
     return examples_of(nlp, OLD_ROWS)
 
 
-@pytest.fixture(scope="session")
-def trained_tiny(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A pipeline whose tiny bert_ner learnt OLD_ROWS (PER and LOC), saved once; load a
-    fresh copy per test with `spacy.load`."""
+def train_tiny(tiny_bert: Path) -> tuple[Language, list[float]]:
+    """The tiny bert_ner trained 40 steps on OLD_ROWS (PER and LOC), with its loss per step."""
     fix_random_seed(0)
     nlp = spacy.blank("en")
     nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert)}})
     examples = tiny_examples(nlp)
     nlp.initialize(lambda: examples)
     optimizer = Adam(2e-3)
-    for _ in range(40):
-        nlp.update(examples, sgd=optimizer)
+    losses = [nlp.update(examples, sgd=optimizer, losses={})["bert_ner"] for _ in range(40)]
+    return nlp, losses
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`train_tiny`'s pipeline, saved once; load a fresh copy per test with `spacy.load`."""
+    nlp, _ = train_tiny(tiny_bert)
     path = tmp_path_factory.mktemp("trained_tiny") / "pipeline"
     nlp.to_disk(path)
     return path

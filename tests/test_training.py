@@ -20,19 +20,13 @@ from spacy_bert_ner.conll import conll_to_docs, read_conll
 from spacy_bert_ner.errors import BertNERError
 from spacy_bert_ner.evaluation import score_docs
 
-from .conftest import NEW_ROWS, examples_of, tiny_examples
+from .conftest import NEW_ROWS, examples_of, tiny_examples, train_tiny
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_loss_goes_down(tiny_bert):
-    fix_random_seed(0)
-    nlp = spacy.blank("en")
-    nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert)}})
-    examples = tiny_examples(nlp)
-    nlp.initialize(lambda: examples)
-    optimizer = Adam(2e-3)
-    losses = [nlp.update(examples, sgd=optimizer, losses={})["bert_ner"] for _ in range(40)]
+    nlp, losses = train_tiny(tiny_bert)
     assert losses[-1] < 0.5 * losses[0]
     predicted = nlp(Doc(nlp.vocab, words=["angela", "merkel", "met", "macron", "in", "paris"]))
     assert [(e.text, e.label_) for e in predicted.ents] == [
