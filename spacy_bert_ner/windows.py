@@ -34,8 +34,8 @@ from .errors import BertNERError
 IntArray = NDArray[np.int64]
 #: Letter-case classes of a word, as token type ids: no letters (also special tokens and
 #: padding), lower, Title, UPPER, and other letter mixes ("McDonald", "iPhone").
-CASE_NONE, CASE_LOWER, CASE_TITLE, CASE_UPPER, CASE_MIXED = range(5)
 N_CASE_CLASSES = 5
+CASE_NONE, CASE_LOWER, CASE_TITLE, CASE_UPPER, CASE_MIXED = range(N_CASE_CLASSES)
 #: A transformers fast tokenizer (`FastTokenizer`); typed loosely because its
 #: attributes are generated at run time and invisible to type checkers.
 FastTokenizer = Any
