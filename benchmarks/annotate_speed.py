@@ -124,7 +124,7 @@ class LineSampler(threading.Thread):
 
 def run_one(args: argparse.Namespace) -> None:
     """Child mode: annotate once and print the timings as JSON."""
-    from spacy_bert_ner.annotate import annotate
+    from spacy_bert_ner.annotate.command import annotate
 
     engine, workers = args.run_one.split("-")
     ray_init = 0.0

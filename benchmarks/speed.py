@@ -373,7 +373,7 @@ def print_accuracy(results: list[Result], sents: Sentences, model_kind: str) -> 
     import spacy
     from spacy.tokens import Doc
 
-    from spacy_bert_ner.evaluation import score_docs
+    from spacy_bert_ner.evaluation.scores import score_docs
 
     vocab = spacy.blank("en").vocab
     gold = [Doc(vocab, words=w, ents=t) for w, t in zip(sents.words, sents.tags, strict=True)]
@@ -406,7 +406,7 @@ def profile_fp32(args: argparse.Namespace, model_dir: Path, sents: Sentences) ->
     import torch
     from pyinstrument import Profiler
 
-    from spacy_bert_ner.model import get_hf_model
+    from spacy_bert_ner.models.token_classifier import get_hf_model
 
     nlp = bert_ner_nlp(model_dir, args.batch_size)
     pipe_docs(nlp, sents.head(args.warmup), args.batch_size)

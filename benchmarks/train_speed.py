@@ -24,7 +24,7 @@ from spacy.util import load_config, registry
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from spacy_bert_ner.conll import conll_to_docs, read_conll
-from spacy_bert_ner.model import minilm_name
+from spacy_bert_ner.models.architectures import minilm_name
 
 REPO = Path(__file__).resolve().parents[1]
 TAGS = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]

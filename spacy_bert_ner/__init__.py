@@ -3,13 +3,14 @@
 Importing the package registers the `bert_ner` factory and the
 `spacy_bert_ner.TokenClassifier.v1` architecture (and the reader, scorer, MiniLM name and
 continual-training callbacks the configs use); spaCy also finds them through the package's
-entry points without this import.
+entry points without this import. Importing changes no process-wide state.
 """
 
-from .corpus import create_sentence_runs_reader
-from .model import build_token_classifier
-from .pipe import BertNER, make_bert_ner
-from .resume import make_add_labels, make_rehearsal
+from .models.architectures import build_token_classifier, minilm_name
+from .pipeline.bert_ner import BertNER, make_bert_ner
+from .pipeline.scoring import make_scorer
+from .training.callbacks import make_add_labels, make_rehearsal
+from .training.readers import create_sentence_runs_reader
 
 __all__ = [
     "BertNER",
@@ -18,4 +19,6 @@ __all__ = [
     "make_add_labels",
     "make_bert_ner",
     "make_rehearsal",
+    "make_scorer",
+    "minilm_name",
 ]

@@ -1,18 +1,22 @@
 """`python -m spacy_bert_ner ...`: the commands that project.yml runs, and `annotate`.
 
-Each command catches the package's own input errors and prints them as one line, so a bad
-CoNLL line or a missing model never ends in a traceback.
+The package's own input errors (`BertNERError`) and typer's usage errors are printed as one
+line in one place (`OneLineErrors`), so a bad CoNLL line, a missing model or a mistyped option
+never ends in a traceback. Each command imports its subpackage when it runs, so `--help` and
+the other commands never pay for Ray or matplotlib.
 """
 
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
+from .annotate import Engine
 from .errors import BertNERError
 
 # typer 0.2x vendors its own click: take click's exceptions from where typer's live.
@@ -23,9 +27,13 @@ _NoArgsIsHelpError = getattr(_click_exceptions, "NoArgsIsHelpError", ())
 
 
 @contextmanager
-def _one_line_usage_errors() -> Iterator[None]:
+def _one_line_errors() -> Iterator[None]:
     try:
         yield
+    except BertNERError as err:
+        # One unwrapped line (wasabi wraps at 80 columns, splitting file:line from its problem).
+        typer.echo(f"\u2718 {err}", err=True)
+        raise typer.Exit(1) from None
     except _UsageError as err:
         if isinstance(err, _NoArgsIsHelpError):
             raise
@@ -36,33 +44,37 @@ def _one_line_usage_errors() -> Iterator[None]:
         raise typer.Exit(getattr(err, "exit_code", 2)) from None
 
 
-class OneLineUsageErrors(TyperGroup):
-    """Usage errors (a missing argument, an unknown option, a bad value) as one line, like
-    the commands' own errors, instead of typer's usage block and framed box; exit code 2."""
+class OneLineErrors(TyperGroup):
+    """Every command's `BertNERError` as one line with exit code 1, and usage errors (a
+    missing argument, an unknown option, a bad value) as one line with exit code 2, instead
+    of a traceback or typer's usage block and framed box."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        with _one_line_usage_errors():
+        with _one_line_errors():
             return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx: Any) -> Any:
-        with _one_line_usage_errors():
+        with _one_line_errors():
             return super().invoke(ctx)
 
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, cls=OneLineUsageErrors)
+class ConllScheme(StrEnum):
+    """Tag schemes a CoNLL file can be read as."""
+
+    IOB1 = "IOB1"
+    IOB2 = "IOB2"
 
 
-def fail(err: BertNERError) -> None:
-    """One unwrapped line (wasabi wraps at 80 columns, splitting file:line from its problem)."""
-    typer.echo(f"\u2718 {err}", err=True)
-    raise typer.Exit(1)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, cls=OneLineErrors)
 
 
 @app.command()
 def convert(
     input_path: Path = typer.Argument(..., help="CoNLL file (2003, 2002 or 2-column style)"),
     output_dir: Path = typer.Argument(..., help="Directory for the .spacy DocBin"),
-    scheme: str = typer.Option(None, "--scheme", help="IOB1 or IOB2; detected when omitted"),
+    scheme: ConllScheme = typer.Option(
+        None, "--scheme", case_sensitive=False, help="Tag scheme of the file; detected when omitted"
+    ),
     n_sents: int = typer.Option(
         10, "--n-sents", "-n", help="Sentences per doc for files without -DOCSTART- lines"
     ),
@@ -71,10 +83,9 @@ def convert(
     """Convert a CoNLL NER file to a .spacy DocBin, one doc per -DOCSTART- document."""
     from .conll import convert_file
 
-    try:
-        convert_file(input_path, output_dir, scheme=scheme, n_sents=n_sents, lang=lang)
-    except BertNERError as err:
-        fail(err)
+    convert_file(
+        input_path, output_dir, scheme=scheme.value if scheme else None, n_sents=n_sents, lang=lang
+    )
 
 
 @app.command()
@@ -87,14 +98,11 @@ def evaluate(
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
 ) -> None:
     """Predict on gold data and report seqeval scores (conlleval and strict IOB2)."""
-    from .evaluation import evaluate_pipeline
+    from .evaluation.command import evaluate_pipeline
 
-    try:
-        evaluate_pipeline(
-            model, data_path, output=output, plot=plot, errors_html=errors_html, gpu_id=gpu_id
-        )
-    except BertNERError as err:
-        fail(err)
+    evaluate_pipeline(
+        model, data_path, output=output, plot=plot, errors_html=errors_html, gpu_id=gpu_id
+    )
 
 
 @app.command()
@@ -102,7 +110,9 @@ def annotate(
     model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
     input_path: Path = typer.Argument(..., help="JSONL file (or .parquet), one record per line"),
     output: Path = typer.Argument(..., help="JSONL of entities per record; a rerun resumes it"),
-    engine: str = typer.Option("local", "--engine", help="local (nlp.pipe) or ray (Ray Data)"),
+    engine: Engine = typer.Option(
+        Engine.local, "--engine", help="local (nlp.pipe) or ray (Ray Data)"
+    ),
     text_field: str = typer.Option("text", "--text-field", help="Field holding the text"),
     id_field: str = typer.Option(
         "id", "--id-field", help="Field holding the id (the line number where absent)"
@@ -117,23 +127,20 @@ def annotate(
     ),
 ) -> None:
     """Write the entities of every input record; failures go to the errors file."""
-    from .annotate import annotate as annotate_records
+    from .annotate.command import annotate as annotate_records
 
-    try:
-        annotate_records(
-            model,
-            input_path,
-            output,
-            errors=errors,
-            engine=engine,
-            text_field=text_field,
-            id_field=id_field,
-            batch_size=batch_size,
-            workers=workers,
-            gpus_per_worker=gpus_per_worker,
-        )
-    except BertNERError as err:
-        fail(err)
+    annotate_records(
+        model,
+        input_path,
+        output,
+        errors=errors,
+        engine=engine.value,
+        text_field=text_field,
+        id_field=id_field,
+        batch_size=batch_size,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
+    )
 
 
 @app.command("continual-data")
@@ -146,14 +153,11 @@ def continual_data(
     seed: int = typer.Option(0, "--seed", help="Seed of the sentence sample"),
 ) -> None:
     """Write old-train/old-dev (without the new type) and new-train (the new type alone)."""
-    from .continual import prepare_continual_data
+    from .experiments.continual_data import prepare_continual_data
 
-    try:
-        prepare_continual_data(
-            train_path, dev_path, output_dir, new_type=new_type, n_new=n_new, seed=seed
-        )
-    except BertNERError as err:
-        fail(err)
+    prepare_continual_data(
+        train_path, dev_path, output_dir, new_type=new_type, n_new=n_new, seed=seed
+    )
 
 
 @app.command()
@@ -172,7 +176,7 @@ def continual(
 ) -> None:
     """Teach a trained pipeline a new type three ways (naive, rehearsal, rehearsal with
     pseudo-labels) and score what each keeps and learns on the test set."""
-    from .continual_experiment import ContinualSettings, run_continual_experiment
+    from .experiments.continual import ContinualSettings, run_continual_experiment
 
     settings = ContinualSettings(
         new_type=new_type,
@@ -181,9 +185,6 @@ def continual(
         learn_rate=learn_rate,
         seed=seed,
     )
-    try:
-        run_continual_experiment(
-            base_model, new_train, rehearsal_corpus, test, settings, output=output, plot=plot
-        )
-    except BertNERError as err:
-        fail(err)
+    run_continual_experiment(
+        base_model, new_train, rehearsal_corpus, test, settings, output=output, plot=plot
+    )

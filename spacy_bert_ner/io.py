@@ -5,9 +5,14 @@ project trusts any output that exists. A write cut short (a full disk, Ctrl-C, a
 must therefore leave no file at all, or the previous complete one: every output is written to
 a temporary file in the target's directory and renamed over the target only once complete
 (`os.replace` is atomic within one file system).
+
+Temporary files get the mode a plain `open(path, "w")` would give (0666 less the umask) from
+the kernel, by being created with `os.open(..., 0o666)`: reading the umask would mean setting
+it, a process-wide race in threaded hosts (a web server, Ray actors).
 """
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -15,11 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import BertNERError
-
-# The mode a plain `open(path, "w")` would give, since mkstemp creates files private (0600).
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-FILE_MODE = 0o666 & ~_UMASK
 
 
 @contextmanager
@@ -33,14 +33,11 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp_path = _new_file(path.parent, prefix=f".{path.name}.")
     except OSError as err:
         raise BertNERError(f"{path}: cannot write ({err.strerror or err})") from None
-    os.close(fd)
-    tmp_path = Path(tmp_name)
     try:
         yield tmp_path
-        os.chmod(tmp_path, FILE_MODE)
         os.replace(tmp_path, path)
     except OSError as err:
         tmp_path.unlink(missing_ok=True)
@@ -73,7 +70,6 @@ def atomic_files(directory: Path | str) -> Iterator[Path]:
         directory.mkdir(exist_ok=True)
         new_names = set()
         for new_file in sorted(tmp_dir.iterdir()):
-            os.chmod(new_file, FILE_MODE)
             os.replace(new_file, directory / new_file.name)
             new_names.add(new_file.name)
         for old_file in directory.iterdir():
@@ -83,3 +79,14 @@ def atomic_files(directory: Path | str) -> Iterator[Path]:
         raise BertNERError(f"{directory}: cannot write ({err.strerror or err})") from None
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _new_file(directory: Path, prefix: str) -> Path:
+    """Create an empty file of a new random name in `directory`, with the umask's mode."""
+    while True:
+        path = directory / f"{prefix}{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path

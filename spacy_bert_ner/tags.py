@@ -36,6 +36,8 @@ _ALIASES = {"BILUO": "BILOU", "IOBES": "BIOES"}
 # candidates always lands on an allowed predecessor, even for -inf or NaN inputs.
 _FLOOR = -1e30
 _OUTSIDE = "O"
+#: Training target of a token whose gold tag is unknown: the loss ignores it.
+NO_TARGET = -1
 
 
 def _show(labels: Iterable[str], limit: int = 10) -> str:
@@ -293,12 +295,13 @@ class TagScheme:
         ]
 
     def tag_ids_from_biluo(self, biluo: Sequence[str | None]) -> np.ndarray:
-        """Training targets from spaCy's per-token BILUO gold, -1 where the loss should ignore.
+        """Training targets from spaCy's per-token BILUO gold, `NO_TARGET` where the loss ignores.
 
         ``None``/``"-"`` (gold unknown after misalignment) and labels this head does not
-        predict become -1 rather than ``O``, so the model is not taught that they are outside.
+        predict become `NO_TARGET` rather than ``O``, so the model is not taught that they are
+        outside.
         """
-        out = np.full(len(biluo), -1, dtype=np.int64)
+        out = np.full(len(biluo), NO_TARGET, dtype=np.int64)
         prev: tuple[str, str] | None = None  # previous token's BILUO parts; None if unknown
         prev_known = True  # tag of the position before the first token: "O"
         for i, tag in enumerate(biluo):
@@ -315,7 +318,7 @@ class TagScheme:
             prefix, label = parts
             target = self._from_biluo_prefix(prefix, label, prev, prev_known)
             if target is not None:
-                out[i] = self._index.get(f"{target}-{label}", -1)
+                out[i] = self._index.get(f"{target}-{label}", NO_TARGET)
             prev, prev_known = parts, True
         return out
 

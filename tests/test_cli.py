@@ -47,6 +47,15 @@ USAGE_ERRORS = {
     "evaluate without data": (["evaluate", "pipeline"], "Missing argument 'data_path'"),
     "gpu id not a number": (["evaluate", "pipeline", "x", "--gpu-id", "one"], "'--gpu-id'"),
     "unknown command": (["annotat"], "No such command 'annotat'"),
+    # Options with a fixed set of values list them.
+    "unknown scheme": (
+        ["convert", "good.conll", "out", "--scheme", "BILOU"],
+        "'BILOU' is not one of 'iob1', 'iob2'",
+    ),
+    "unknown engine": (
+        ["annotate", "pipeline", "in.jsonl", "out.jsonl", "--engine", "spark"],
+        "'spark' is not one of 'local', 'ray'",
+    ),
 }
 
 
@@ -66,10 +75,6 @@ BAD_FILES = {
     "convert: output directory is a file": (
         ["convert", "good.conll", "a_file"],
         "a_file/good.conll.spacy: cannot write",
-    ),
-    "convert: unknown scheme": (
-        ["convert", "good.conll", "out", "--scheme", "BILOU"],
-        "unknown tag scheme 'BILOU'",
     ),
     "convert: zero sentences per doc": (
         ["convert", "good.conll", "out", "-n", "0"],

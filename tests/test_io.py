@@ -8,21 +8,42 @@ from pathlib import Path
 import pytest
 
 from spacy_bert_ner.errors import BertNERError
-from spacy_bert_ner.io import FILE_MODE, atomic_files, atomic_path
+from spacy_bert_ner.io import atomic_files, atomic_path
 
 
 class Interrupted(Exception):
     pass
 
 
-def test_atomic_path_writes_with_the_usual_mode(tmp_path: Path) -> None:
-    target = tmp_path / "nested" / "out.json"
-    with atomic_path(target) as tmp:
-        assert tmp.parent == target.parent and tmp != target
-        tmp.write_text("new")
-    assert target.read_text() == "new"
-    assert stat.S_IMODE(target.stat().st_mode) == FILE_MODE
-    assert os.listdir(target.parent) == ["out.json"]
+def plain_open_mode(tmp_path: Path) -> int:
+    """The mode `open(path, "w")` gives a new file under the current umask."""
+    probe = tmp_path / "probe"
+    probe.write_text("")
+    mode = stat.S_IMODE(probe.stat().st_mode)
+    probe.unlink()
+    return mode
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_path_writes_with_the_usual_mode(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        target = tmp_path / "nested" / "out.json"
+        with atomic_path(target) as tmp:
+            assert tmp.parent == target.parent and tmp != target
+            tmp.write_text("new")
+        assert target.read_text() == "new"
+        assert stat.S_IMODE(target.stat().st_mode) == plain_open_mode(tmp_path) == 0o666 & ~umask
+        assert os.listdir(target.parent) == ["out.json"]
+    finally:
+        os.umask(old)
+
+
+def test_atomic_files_write_with_the_usual_mode(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    with atomic_files(target) as tmp:
+        (tmp / "weights").write_text("new")
+    assert stat.S_IMODE((target / "weights").stat().st_mode) == plain_open_mode(tmp_path)
 
 
 @pytest.mark.parametrize("exists", [True, False])

