@@ -341,6 +341,26 @@ class TagScheme:
         return "B" if adjacent else "I"
 
 
+def tags_for_head(
+    current: Sequence[str] | None, labels: set[str], scheme: str | None
+) -> tuple[str, ...] | None:
+    """The tags a head needs to predict `labels`, or None when `current` already does so.
+
+    `scheme` is the configured one; None keeps the current head's (IOB2 for a new head). A
+    head whose entity types and scheme match is kept as it is, whatever the tags' order.
+    """
+    if not labels:
+        return None
+    current_scheme = TagScheme.from_tags(current, scheme) if current else None
+    wanted = scheme or (current_scheme.name if current_scheme else "IOB2")
+    if current_scheme is not None and (current_scheme.name, set(current_scheme.labels)) == (
+        wanted,
+        labels,
+    ):
+        return None
+    return TagScheme.from_labels(labels, wanted).tags
+
+
 def _cuts(segment_starts: np.ndarray | None, n: int) -> np.ndarray:
     """Positions (> 0) where a new segment starts."""
     if segment_starts is None:

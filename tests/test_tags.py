@@ -539,3 +539,14 @@ def test_entity_score_of_an_unlikely_tag_after_many_tokens_stays_positive():
     ((start, end, label, score),) = scheme.entities(ids, probs)
     assert (start, end, label) == (5, 6, "X")
     assert score == pytest.approx(1e-16, rel=1e-9, abs=0)
+
+
+def test_tags_for_head_keeps_a_matching_head_and_builds_the_others():
+    from spacy_bert_ner.tags import tags_for_head
+
+    iob2 = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    assert tags_for_head(iob2, {"LOC", "PER"}, None) is None  # same types, any order
+    assert tags_for_head(iob2, set(), None) is None  # nothing asked for
+    assert tags_for_head(iob2, {"PER"}, None) == ("O", "B-PER", "I-PER")
+    assert tags_for_head(["O", "B-PER", "I-PER"], {"PER"}, "IOB1") is None  # read as IOB1
+    assert tags_for_head(None, {"ORG"}, None) == ("O", "B-ORG", "I-ORG")  # a new head: IOB2

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from spacy.language import Language
@@ -16,6 +16,17 @@ from spacy.tokens import Doc, Span
 from ..pipeline.bert_ner import BertNER
 from .progress import Done, FirstLines, triage
 from .records import ANNOTATED, ERROR, SKIPPED, Record, Result, error_line, output_line
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How an engine reads records and runs the pipeline; both engines take the same."""
+
+    text_field: str = "text"
+    id_field: str = "id"
+    batch_size: int = 256
+    workers: int = 1  # processes (local) or actors (ray)
+    gpus_per_worker: float = 0.0
 
 
 def _drop_failed_batch(proc_name: Any, proc: Any, docs: Any, error: Exception) -> None:

@@ -26,6 +26,7 @@ from wasabi import msg
 from ..errors import BertNERError
 from ..pipeline.loading import load_pipeline
 from . import ENGINES
+from .annotator import EngineOptions
 from .local import local_results
 from .progress import read_done
 from .records import ANNOTATED, ERROR, SKIPPED, Result, is_parquet, open_parquet
@@ -119,17 +120,9 @@ def annotate(
         # cause; loading the pipeline here once turns that into the usual one line.
         load_pipeline(model)
     done = read_done(output, errors)
-    options: dict[str, Any] = {
-        "text_field": text_field,
-        "id_field": id_field,
-        "batch_size": batch_size,
-        "workers": workers,
-        "gpus_per_worker": gpus_per_worker,
-    }
-    if engine == "ray":
-        batches = ray_results(model, input_path, done, **options)
-    else:
-        batches = local_results(model, input_path, done, **options)
+    options = EngineOptions(text_field, id_field, batch_size, workers, gpus_per_worker)
+    engine_results = ray_results if engine == "ray" else local_results
+    batches = engine_results(model, input_path, done, options)
     tally = Tally()
     output.parent.mkdir(parents=True, exist_ok=True)
     errors.parent.mkdir(parents=True, exist_ok=True)

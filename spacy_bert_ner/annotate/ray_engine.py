@@ -35,7 +35,7 @@ from ray.data.datasource import FileBasedDatasource
 from spacy.util import minibatch
 
 from ..pipeline.loading import load_pipeline
-from .annotator import Annotator
+from .annotator import Annotator, EngineOptions
 from .progress import Done, FirstLines
 from .records import NO_ID, Record, Result, is_parquet, jsonl_records, parquet_records
 
@@ -122,12 +122,7 @@ def ray_results(
     model: str,
     input_path: Path,
     done: Done,
-    *,
-    text_field: str,
-    id_field: str,
-    batch_size: int,
-    workers: int,
-    gpus_per_worker: float,
+    options: EngineOptions,
 ) -> Iterator[list[Result]]:
     """The results of the ray engine, one list per block, in no set order.
 
@@ -141,7 +136,7 @@ def ray_results(
     ray.data.DataContext.get_current().enable_progress_bars = False  # annotate shows its own
     try:
         records = ray.data.read_datasource(
-            RecordsDatasource(str(input_path.resolve()), text_field, id_field),
+            RecordsDatasource(str(input_path.resolve()), options.text_field, options.id_field),
             num_cpus=READ_TASK_CPUS,
         )
         repeated = repeated_ids(records)
@@ -149,16 +144,16 @@ def ray_results(
             RecordAnnotator,
             fn_constructor_kwargs={
                 "model": str(Path(model).resolve()) if Path(model).exists() else model,
-                "batch_size": batch_size,
-                "use_gpu": gpus_per_worker > 0,
+                "batch_size": options.batch_size,
+                "use_gpu": options.gpus_per_worker > 0,
                 "done": done,
                 "repeated": repeated,
             },
-            batch_size=batch_size,
+            batch_size=options.batch_size,
             batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=workers),
+            compute=ray.data.ActorPoolStrategy(size=options.workers),
             num_cpus=ACTOR_CPUS,
-            num_gpus=gpus_per_worker,
+            num_gpus=options.gpus_per_worker,
         )
         for block in results.iter_batches(batch_size=None, batch_format="pyarrow"):
             kinds, lines = block.column("kind").to_pylist(), block.column("line").to_pylist()

@@ -22,8 +22,8 @@ from thinc.types import Floats2d
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from ..errors import BertNERError
-from .head import add_case_embeddings, outside_id, resize_head, uses_case
-from .hf_loading import load_pretrained
+from .head import add_case_embeddings, outside_id, resize_head, tag_names, uses_case
+from .hf_loading import load_pretrained, peek_tags
 from .runtime import TRIM_EVERY_CHUNKS, quantize_int8, release_freed_heap
 from .shim import TokenClassifierShim, convert_inputs, convert_outputs
 from .windows import WindowBatch, make_windows
@@ -111,6 +111,14 @@ def forward(
         return []
 
     return scores, backprop
+
+
+def model_tags(model: Model) -> list[str] | None:
+    """The tags the model predicts: its head's once loaded, else those in the named model's
+    config.json (None for an encoder without a head), read without loading any weights."""
+    if has_transformer(model):
+        return tag_names(get_hf_model(model).config)
+    return peek_tags(model.attrs["name"])
 
 
 def has_transformer(model: Model) -> bool:

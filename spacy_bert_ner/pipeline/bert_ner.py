@@ -16,7 +16,7 @@ import torch
 from spacy import util
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
@@ -26,15 +26,15 @@ from ..errors import BertNERError, ModelLoadError
 from ..io import atomic_files
 from ..models.architectures import build_token_classifier, default_model_config
 from ..models.head import tag_names
-from ..models.hf_loading import load_pretrained, peek_tags
+from ..models.hf_loading import load_pretrained
 from ..models.runtime import limit_threads_in_forked_children
-from ..models.token_classifier import get_hf_model, has_transformer, set_transformer
-from ..tags import TagScheme
-from .gold import GoldChecker, gold_view
-from .losses import log_softmax, rehearsal_kl, token_cross_entropy
+from ..models.token_classifier import get_hf_model, has_transformer, model_tags, set_transformer
+from ..tags import TagScheme, tags_for_head
+from .gold import GoldChecker, gold_view, labels_in
+from .losses import log_softmax, rehearsal_kl, token_cross_entropy, tutor_columns
 from .scoring import SCORER
 from .serialization import bytes_to_directory, directory_to_bytes, read_cfg, write_cfg
-from .spans import install_extensions, write_entities
+from .spans import decode_entities, install_extensions, write_entities
 
 #: How far under the "O" logit `add_label` starts a new tag (see `models.head.resize_head`).
 #: Entities never change (any margin > 0 guarantees it); each new tag gets e^-5 (0.7%) of
@@ -199,22 +199,10 @@ class BertNER(TrainablePipe):
         otherwise the head is rebuilt, keeping the rows of the tags both sets share.
         """
         validate_get_examples(get_examples, "BertNER.initialize")
-        wanted = set(labels) if labels is not None else self._labels_in(get_examples())
-        wanted |= set(self.cfg["labels"])
-        head_tags = None
-        if wanted:
-            current = (
-                tag_names(get_hf_model(self.model).config)
-                if has_transformer(self.model)
-                else peek_tags(self.model.attrs["name"])
-            )
-            current_scheme = TagScheme.from_tags(current, self.cfg["scheme"]) if current else None
-            scheme = self.cfg["scheme"] or (current_scheme.name if current_scheme else "IOB2")
-            if current_scheme is None or (current_scheme.name, set(current_scheme.labels)) != (
-                scheme,
-                wanted,
-            ):
-                head_tags = TagScheme.from_labels(wanted, scheme).tags
+        if labels is None:
+            labels = labels_in(get_examples(), self.cfg["spans_key"])
+        wanted = {*labels, *self.cfg["labels"]}
+        head_tags = tags_for_head(model_tags(self.model), wanted, self.cfg["scheme"])
         # thinc's Y is an output sample that sizes the last layer; a token classifier's output
         # is sized by its tag set, which is what it takes (see `token_classifier.init`).
         self.model.initialize(Y=cast(Any, head_tags))
@@ -223,14 +211,6 @@ class BertNER(TrainablePipe):
         for index, example in enumerate(get_examples()):
             gold = gold_view(example, self.cfg["spans_key"], index)
             self._gold_checker.check(gold, gold.get_aligned_ner(), self.labels, index)
-
-    def _labels_in(self, examples: Iterable[Example]) -> set[str]:
-        key = self.cfg["spans_key"]
-        found: set[str] = set()
-        for eg in examples:
-            spans = eg.reference.spans.get(key, []) if key else eg.reference.ents
-            found.update(span.label_ for span in spans)
-        return found
 
     # -- prediction ------------------------------------------------------------------------
 
@@ -242,21 +222,11 @@ class BertNER(TrainablePipe):
             return self.model.predict(docs)
 
     def set_annotations(self, docs: Iterable[Doc], scores: list[Floats2d]) -> None:
-        scheme = self.tag_scheme
         for doc, doc_scores in zip(docs, scores, strict=True):
             log_probs = log_softmax(self.model.ops.to_numpy(doc_scores), np)
-            # Windows span sentences for context, but entities stay inside one.
-            sent_starts = (
-                doc.to_array("SENT_START") == 1 if doc.has_annotation("SENT_START") else None
-            )
-            tag_ids = scheme.decode(log_probs, sent_starts)
-            entities = scheme.entities(tag_ids, np.exp(log_probs), sent_starts)
-            scored = [
-                (Span(doc, start, end, label=label), score) for start, end, label, score in entities
-            ]
             write_entities(
                 doc,
-                scored,
+                decode_entities(doc, log_probs, self.tag_scheme),
                 spans_key=self.cfg["spans_key"],
                 overwrite=self.cfg["overwrite_ents"],
             )
@@ -336,17 +306,11 @@ class BertNER(TrainablePipe):
         with torch.inference_mode():
             tutor_scores = self._rehearsal_model.predict(docs)
         tutor_tags = tag_names(get_hf_model(self._rehearsal_model).config)
-        missing = [tag for tag in tutor_tags if tag not in self.tag_scheme.tags]
-        if missing:
-            raise BertNERError(
-                f"{self.name}: cannot rehearse, the head lost the tags {missing} that the "
-                "rehearsal model predicts"
-            )
+        columns = tutor_columns(self.tag_scheme.tags, tutor_tags, self.name)
         scores, backprop = self.model.begin_update(docs)
         xp = self.model.ops.xp
-        columns = xp.asarray([self.tag_scheme.tags.index(tag) for tag in tutor_tags])
         loss, d_logits = rehearsal_kl(
-            xp.concatenate(scores), xp.concatenate(tutor_scores), columns, xp
+            xp.concatenate(scores), xp.concatenate(tutor_scores), xp.asarray(columns), xp
         )
         backprop(_split_rows(d_logits, scores, xp))
         if sgd is not None:

@@ -20,6 +20,15 @@ logger = logging.getLogger("spacy.bert_ner")
 BAD_GOLD_ACTIONS = ("error", "skip")
 
 
+def labels_in(examples: Iterable[Example], spans_key: str | None) -> set[str]:
+    """The entity types of the examples' gold (`doc.ents`, or the `spans_key` group)."""
+    found: set[str] = set()
+    for eg in examples:
+        spans = eg.reference.spans.get(spans_key, []) if spans_key else eg.reference.ents
+        found.update(span.label_ for span in spans)
+    return found
+
+
 def gold_view(example: Example, spans_key: str | None, index: int | None = None) -> Example:
     """The example as training reads it, through `get_aligned_ner`.
 

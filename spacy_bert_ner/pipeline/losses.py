@@ -5,8 +5,10 @@ because `spacy train` hands the gradient back through thinc, not torch autograd.
 check both value and gradient against torch's own `cross_entropy` and `kl_div`.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
+from ..errors import BertNERError
 from ..tags import NO_TARGET
 
 #: Floor under a gold tag's probability, so a token whose gold tag the model rules out
@@ -58,3 +60,15 @@ def rehearsal_kl(logits: Any, tutor_logits: Any, columns: Any, xp: Any) -> tuple
     d_logits = xp.zeros_like(logits)
     d_logits[:, columns] = (xp.exp(log_p) - q) / n_tokens
     return loss, d_logits
+
+
+def tutor_columns(tags: Sequence[str], tutor_tags: Sequence[str], name: str) -> list[int]:
+    """Where each of the rehearsal model's tags sits in the current head (`rehearsal_kl`'s
+    `columns`); the head may have grown since, but must not have lost any."""
+    missing = [tag for tag in tutor_tags if tag not in tags]
+    if missing:
+        raise BertNERError(
+            f"{name}: cannot rehearse, the head lost the tags {missing} that the "
+            "rehearsal model predicts"
+        )
+    return [list(tags).index(tag) for tag in tutor_tags]

@@ -1,6 +1,6 @@
-"""Where predicted entities go: `doc.ents` or a `doc.spans` group, with their scores.
+"""Tag log-probabilities to entities, and where they go: `doc.ents` or a `doc.spans` group.
 
-The last step of the data path. Entity confidences are kept where spaCy users look for them:
+The last steps of the data path. Entity confidences are kept where spaCy users look for them:
 the `Span` extension `span._.bert_ner_score` (the mean probability of the tags decoded for
 the entity's tokens; None for entities this component did not predict), and, for a span
 group, also `SpanGroup.attrs["scores"]`, one score per span as spaCy's `spancat` keeps them.
@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 from spacy.tokens import Doc, Span, SpanGroup
 
+from ..tags import TagScheme
+
 SCORE_EXTENSION = "bert_ner_score"
 #: Key of a span group's scores, aligned with its spans (spaCy's `spancat` convention).
 SCORES_ATTR = "scores"
@@ -20,6 +22,15 @@ def install_extensions() -> None:
     """Register `span._.bert_ner_score` (once; a pipeline loaded twice shares it)."""
     if not Span.has_extension(SCORE_EXTENSION):
         Span.set_extension(SCORE_EXTENSION, default=None)
+
+
+def decode_entities(doc: Doc, log_probs: np.ndarray, scheme: TagScheme) -> list[tuple[Span, float]]:
+    """The well-formed entities of one doc from its tokens' tag log-probabilities, each with
+    its score. Windows cross sentences for context, but entities stay inside one."""
+    sent_starts = doc.to_array("SENT_START") == 1 if doc.has_annotation("SENT_START") else None
+    tag_ids = scheme.decode(log_probs, sent_starts)
+    entities = scheme.entities(tag_ids, np.exp(log_probs), sent_starts)
+    return [(Span(doc, start, end, label=label), score) for start, end, label, score in entities]
 
 
 def write_entities(

@@ -650,3 +650,29 @@ def test_add_label_before_loading_waits_for_initialize(tiny_bert):
     gold = Doc(nlp.vocab, words=["angela", "met"], ents=["B-PER", "O"])
     nlp.initialize(lambda: [Example(Doc(nlp.vocab, words=["angela", "met"]), gold)])
     assert pipe.labels == ("EVENT", "PER")
+
+
+def test_span_group_keeps_its_scores_in_attrs_as_spancat_does(tiny_bert):
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "bert_ner",
+        config={"model": str(tiny_bert), "spans_key": "bert", "overwrite_ents": False},
+    )
+    doc = nlp.make_doc(TEXT)
+    doc.spans["bert"] = [doc[0:1]]
+    doc = nlp.get_pipe("bert_ner")(doc)
+    group = doc.spans["bert"]
+    assert len(group) > 1 and group[0] == doc[0:1]
+    scores = group.attrs["scores"]
+    assert len(scores) == len(group)
+    assert np.isnan(scores[0])  # kept from before, not scored by bert_ner
+    assert scores[1:].tolist() == pytest.approx([s._.bert_ner_score for s in group][1:])
+
+
+def test_factory_default_model_is_the_architecture_with_its_defaults():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_ner")
+    block = nlp.config["components"]["bert_ner"]["model"]
+    assert block["@architectures"] == "spacy_bert_ner.TokenClassifier.v1"
+    assert block["name"] == "bert-base-cased"
+    assert block["head_lr_scale"] == 1.0 and block["case_feature"] is False

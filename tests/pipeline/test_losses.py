@@ -1,0 +1,61 @@
+"""The losses against torch autograd: same value, same gradient, on random logits."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spacy_bert_ner.pipeline.losses import log_softmax, rehearsal_kl, token_cross_entropy
+from spacy_bert_ner.tags import NO_TARGET
+
+
+def random_logits(seed: int, n_tokens: int, n_tags: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(scale=3.0, size=(n_tokens, n_tags))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_token_cross_entropy_is_torchs_with_ignore_index(seed):
+    rng = np.random.default_rng(100 + seed)
+    logits = random_logits(seed, n_tokens=23, n_tags=9)
+    targets = rng.integers(0, 9, size=23)
+    targets[rng.random(23) < 0.3] = NO_TARGET
+    loss, d_logits = token_cross_entropy(logits.copy(), targets, np)
+
+    torch_logits = torch.tensor(logits, requires_grad=True)
+    expected = F.cross_entropy(torch_logits, torch.tensor(targets), ignore_index=NO_TARGET)
+    expected.backward()
+    # PROB_FLOOR adds up to ~1e-12 / p per token to the value (not to the gradient).
+    assert loss == pytest.approx(expected.item(), rel=1e-6)
+    np.testing.assert_allclose(d_logits, torch_logits.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_token_cross_entropy_with_no_known_target_is_zero():
+    logits = random_logits(0, n_tokens=4, n_tags=3)
+    loss, d_logits = token_cross_entropy(logits, np.full(4, NO_TARGET), np)
+    assert loss == 0.0
+    assert not d_logits.any()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rehearsal_kl_is_torchs_kl_div_over_the_tutors_tags(seed):
+    logits = random_logits(seed, n_tokens=17, n_tags=7)
+    tutor_logits = random_logits(50 + seed, n_tokens=17, n_tags=5)
+    # The current head has two tags the tutor lacks (added since), at columns 2 and 6.
+    columns = np.array([0, 1, 3, 4, 5])
+    loss, d_logits = rehearsal_kl(logits.copy(), tutor_logits, columns, np)
+
+    torch_logits = torch.tensor(logits, requires_grad=True)
+    log_p = torch.log_softmax(torch_logits[:, columns], dim=1)
+    log_q = torch.log_softmax(torch.tensor(tutor_logits), dim=1)
+    expected = F.kl_div(log_p, log_q, log_target=True, reduction="sum") / len(logits)
+    expected.backward()
+    assert loss == pytest.approx(expected.item(), rel=1e-9)
+    np.testing.assert_allclose(d_logits, torch_logits.grad.numpy(), rtol=1e-9, atol=1e-12)
+    assert not d_logits[:, [2, 6]].any()  # new tags are left free
+
+
+def test_log_softmax_is_torchs():
+    logits = random_logits(3, n_tokens=11, n_tags=6)
+    expected = torch.log_softmax(torch.tensor(logits), dim=1).numpy()
+    np.testing.assert_allclose(log_softmax(logits, np), expected, rtol=1e-12, atol=1e-12)
