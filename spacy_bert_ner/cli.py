@@ -143,6 +143,80 @@ def annotate(
     )
 
 
+@app.command("serve")
+def serve(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)"),
+    port: int = typer.Option(8000, "--port", help="HTTP port"),
+    replicas: int = typer.Option(1, "--replicas", help="Replicas (without autoscaling)"),
+    min_replicas: int = typer.Option(1, "--min-replicas", help="Autoscaling lower bound"),
+    max_replicas: int = typer.Option(
+        None, "--max-replicas", help="Autoscaling upper bound (turns autoscaling on)"
+    ),
+    max_batch_size: int = typer.Option(
+        32, "--max-batch-size", help="Texts per batch across requests (1: no batching)"
+    ),
+    batch_wait_ms: float = typer.Option(
+        5.0, "--batch-wait-ms", help="How long a batch waits for more texts"
+    ),
+    batch_words: int = typer.Option(4096, "--batch-words", help="Word budget per forward batch"),
+    max_texts: int = typer.Option(64, "--max-texts", help="Texts per request (413 beyond)"),
+    max_chars: int = typer.Option(20_000, "--max-chars", help="Characters per text (413 beyond)"),
+    max_queued: int = typer.Option(
+        256, "--max-queued", help="Queued requests per replica set (503 beyond)"
+    ),
+    cpus_per_replica: float = typer.Option(
+        0.0, "--cpus-per-replica", help="CPUs and torch threads per replica (0: cores / replicas)"
+    ),
+    gpus_per_replica: float = typer.Option(0.0, "--gpus-per-replica", help="GPU fraction"),
+    address: str = typer.Option(
+        None, "--address", help="Ray cluster to deploy on (auto, ray://...); none: a local Ray"
+    ),
+    cors_origin: list[str] = typer.Option(
+        [], "--cors-origin", help="Origin allowed by CORS (repeatable); none: CORS off"
+    ),
+    metrics_port: int = typer.Option(
+        None, "--metrics-port", help="Port of Ray's Prometheus metrics (local Ray only)"
+    ),
+) -> None:
+    """Serve a pipeline over HTTP (Ray Serve, batching across requests) until Ctrl-C.
+
+    An API key is asked for when the BERT_NER_API_KEY environment variable is set."""
+    import os
+
+    from .serve.settings import API_KEY_VARIABLE, ServiceSettings
+
+    try:
+        from .serve.command import serve_pipeline
+    except ModuleNotFoundError as err:
+        if err.name is None or err.name.split(".")[0] not in ("ray", "fastapi", "starlette"):
+            raise
+        raise BertNERError("serve needs Ray Serve: pip install 'spacy-bert-ner[serve]'") from err
+    settings = ServiceSettings(
+        max_batch_size=max_batch_size,
+        batch_wait_ms=batch_wait_ms,
+        batch_words=batch_words,
+        max_texts=max_texts,
+        max_chars=max_chars,
+        max_queued=max_queued,
+        replicas=replicas,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        cpus_per_replica=cpus_per_replica,
+        gpus_per_replica=gpus_per_replica,
+    )
+    serve_pipeline(
+        model,
+        settings,
+        host=host,
+        port=port,
+        address=address,
+        api_key=os.environ.get(API_KEY_VARIABLE) or None,
+        cors_origins=cors_origin,
+        metrics_port=metrics_port,
+    )
+
+
 @app.command("continual-data")
 def continual_data(
     train_path: Path = typer.Argument(..., help="Training .spacy DocBin (or CoNLL file)"),

@@ -132,10 +132,12 @@ def read_records(path: Path, text_field: str = "text", id_field: str = "id") -> 
         yield from jsonl_records(lines, text_field, id_field)
 
 
-def output_line(record: Record, spans: Sequence[Span]) -> str:
+def entity_records(spans: Sequence[Span]) -> list[dict[str, Any]]:
+    """The entities as output lines hold them, scores rounded to `SCORE_DIGITS`."""
+    scored = Span.has_extension(SCORE_EXTENSION)
     entities = []
     for span in spans:
-        score = span._.get(SCORE_EXTENSION) if Span.has_extension(SCORE_EXTENSION) else None
+        score = span._.get(SCORE_EXTENSION) if scored else None
         entities.append(
             {
                 "start_char": span.start_char,
@@ -145,7 +147,11 @@ def output_line(record: Record, spans: Sequence[Span]) -> str:
                 "score": None if score is None else round(float(score), SCORE_DIGITS),
             }
         )
-    return f'{{"id":{record.id},"entities":{dumps(entities)}}}\n'
+    return entities
+
+
+def output_line(record: Record, spans: Sequence[Span]) -> str:
+    return f'{{"id":{record.id},"entities":{dumps(entity_records(spans))}}}\n'
 
 
 def error_line(record: Record) -> str:

@@ -1,0 +1,51 @@
+"""What the `serve` command sets: batching, limits, resources. Kept free of Ray and FastAPI
+imports so the CLI can offer the options without importing the service."""
+
+from dataclasses import dataclass
+
+#: Environment variable that holds the API key; unset or empty: no key is asked for.
+API_KEY_VARIABLE = "BERT_NER_API_KEY"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """How the service batches, what it refuses, and what each replica may use.
+
+    max_batch_size: texts per `nlp.pipe` call, gathered across concurrent requests (1 turns
+        batching off).
+    batch_wait_ms: how long the first text of a batch waits for others to join it.
+    batch_words: word budget per forward batch: a batch of long texts is cut into `nlp.pipe`
+        calls of at most this many words, which bounds memory and the latency of the rest.
+    max_texts / max_chars: per request and per text; beyond them the request gets 413 before
+        any model work.
+    max_queued: requests waiting for a replica beyond those it works on; beyond it the proxy
+        answers 503 with Retry-After, so the queue is never unbounded.
+    replicas / min_replicas / max_replicas: a fixed count, or autoscaling bounds when
+        `max_replicas` is set.
+    cpus_per_replica: the CPUs Ray reserves for each replica, and its torch threads (so
+        replicas sharing a machine do not oversubscribe its cores).
+    gpus_per_replica: a GPU fraction per replica (0: CPU).
+    """
+
+    max_batch_size: int = 32
+    batch_wait_ms: float = 5.0
+    batch_words: int = 4096
+    max_texts: int = 64
+    max_chars: int = 20_000
+    max_queued: int = 256
+    replicas: int = 1
+    min_replicas: int = 1
+    max_replicas: int | None = None
+    cpus_per_replica: float = 1.0
+    gpus_per_replica: float = 0.0
+    retry_after_s: int = 1
+
+    @property
+    def torch_threads(self) -> int:
+        return max(1, int(self.cpus_per_replica))
+
+    @property
+    def max_ongoing_requests(self) -> int:
+        """Requests a replica takes at once: enough that a full batch can gather from
+        single-text requests while another batch runs."""
+        return max(2 * self.max_batch_size, 8)

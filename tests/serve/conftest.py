@@ -1,0 +1,80 @@
+"""One running service for the tests of this folder: `python -m spacy_bert_ner serve` on the
+trained tiny pipeline, started as a user starts it (its own local Ray), with an API key and
+small limits so that every refusal can be reached."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+API_KEY = "test-key-0123456789"
+LIMITS = {"max_texts": 8, "max_chars": 2000, "max_queued": 2, "max_batch_size": 4}
+
+
+@dataclass
+class Service:
+    url: str
+    pipeline: Path
+    process: subprocess.Popen
+
+    def client(self, key: str | None = API_KEY, timeout: float = 60.0) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, seconds: float = 180.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"serve exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"serve not ready after {seconds} s")
+
+
+@pytest.fixture(scope="package")
+def service(trained_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    options = [f"--{name.replace('_', '-')}={value}" for name, value in LIMITS.items()]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spacy_bert_ner", "serve", str(trained_tiny), f"--port={port}"]
+        + options,
+        env={**os.environ, "BERT_NER_API_KEY": API_KEY},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+    except RuntimeError:
+        process.kill()
+        raise RuntimeError(log.read_text()[-5000:]) from None
+    yield Service(url, trained_tiny, process)
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert code == 0, log.read_text()[-5000:]
+    assert "stopped" in log.read_text()
