@@ -113,7 +113,7 @@ def build_application(
     @serve.deployment(
         name="bert_ner",
         max_ongoing_requests=settings.max_ongoing_requests,
-        max_queued_requests=settings.max_queued,
+        max_queued_requests=settings.replica_capacity,
         backpressure_config=BackpressureConfig(
             status_code=503, retry_after_s=settings.retry_after_s
         ),
@@ -122,6 +122,7 @@ def build_application(
             "num_gpus": settings.gpus_per_replica,
         },
         graceful_shutdown_timeout_s=30,
+        logging_config={"enable_access_log": False, "log_level": "WARNING"},
         **replica_options(settings),
     )
     @serve.ingress(api)
@@ -136,6 +137,7 @@ def build_application(
             batching = cast(Any, self.annotate_batch)  # serve.batch's setters, untyped
             batching.set_max_batch_size(settings.max_batch_size)
             batching.set_batch_wait_timeout_s(settings.batch_wait_ms / 1000)
+            self.held = 0  # requests in this replica, running or waiting
             self.nlp(WARM_UP_TEXT)
             self.ready = True
 
@@ -182,6 +184,21 @@ def build_application(
             """
             values = body.as_values()
             check_limits(values, settings)
+            if self.held >= settings.replica_capacity:
+                raise HTTPException(
+                    503,
+                    detail=f"busy: {self.held} requests held; retry later",
+                    headers={"Retry-After": str(settings.retry_after_s)},
+                )
+            self.held += 1
+            try:
+                return await self._entities(values, format)
+            finally:
+                self.held -= 1
+
+        async def _entities(
+            self, values: list[dict[str, Any]], format: Literal["records", "displacy"]
+        ) -> Response:
             records = [
                 make_record(line, value, "text", "id") for line, value in enumerate(values, 1)
             ]

@@ -23,6 +23,9 @@ from .app import build_application
 from .settings import ServiceSettings
 
 APP_NAME = "bert_ner"
+#: No per-request access log lines from the proxy and replicas: on a small machine writing
+#: them costs a measurable share of each single-sentence request. Warnings and errors stay.
+SERVICE_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
 
 
 def check_settings(settings: ServiceSettings, host: str, port: int) -> None:
@@ -71,6 +74,9 @@ def serve_pipeline(
             _metrics_export_port=metrics_port,
             configure_logging=False,
             log_to_driver=False,
+            # Ray starts its workers at nice 15, which suits batch jobs; a service's replicas
+            # and HTTP proxy answer people and must not yield the cores to everything else.
+            _system_config={"worker_niceness": 0},
         )
     # After ray.init, which installs a SIGTERM handler of its own that ends the process at
     # once; a signal during the start-up below stops the service as soon as it is up.
@@ -78,7 +84,7 @@ def serve_pipeline(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        serve.start(http_options={"host": host, "port": port})
+        serve.start(http_options={"host": host, "port": port}, logging_config=SERVICE_LOGGING)
         app = build_application(model, settings, api_key=api_key, cors_origins=cors_origins)
         serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
         msg.good(f"serving {model} at http://{host}:{port}/ (API docs: /docs); Ctrl-C stops")

@@ -18,8 +18,8 @@ class ServiceSettings:
         calls of at most this many words, which bounds memory and the latency of the rest.
     max_texts / max_chars: per request and per text; beyond them the request gets 413 before
         any model work.
-    max_queued: requests waiting for a replica beyond those it works on; beyond it the proxy
-        answers 503 with Retry-After, so the queue is never unbounded.
+    max_queued: requests a replica holds waiting beyond the batch it runs; beyond them it
+        answers 503 with Retry-After at once, so the queue is never unbounded.
     replicas / min_replicas / max_replicas: a fixed count, or autoscaling bounds when
         `max_replicas` is set.
     cpus_per_replica: the CPUs Ray reserves for each replica, and its torch threads (so
@@ -45,7 +45,14 @@ class ServiceSettings:
         return max(1, int(self.cpus_per_replica))
 
     @property
+    def replica_capacity(self) -> int:
+        """Requests a replica holds: a batch running, `max_queued` waiting for the next."""
+        return self.max_batch_size + self.max_queued
+
+    @property
     def max_ongoing_requests(self) -> int:
-        """Requests a replica takes at once: enough that a full batch can gather from
-        single-text requests while another batch runs."""
-        return max(2 * self.max_batch_size, 8)
+        """What Ray Serve lets through to a replica: more than it holds, so the surplus
+        reaches it and gets its 503 at once. Requests Ray Serve itself must queue wait in
+        its router, which retries with growing back-off: on 2 cores a queue there cut the
+        service to a few requests per second, hence the replica's own, immediate refusal."""
+        return 2 * self.replica_capacity + 16

@@ -137,7 +137,7 @@ def test_overload_gets_503_with_retry_after_and_nothing_else(service):
     statuses = {response.status_code for response in responses}
     assert statuses <= {200, 503}, statuses
     refused = [r for r in responses if r.status_code == 503]
-    assert refused, "80 concurrent requests exceed max_ongoing + max_queued"
+    assert refused, "80 concurrent requests exceed what a replica holds (batch + max_queued)"
     assert all(r.headers.get("retry-after") == "1" for r in refused)
     assert any(r.status_code == 200 for r in responses)
 

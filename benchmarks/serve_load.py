@@ -1,0 +1,411 @@
+"""Load test of `python -m spacy_bert_ner serve`: single-sentence requests from 1 to 256
+concurrent clients, against the same service without batching, the offline `nlp.pipe`
+ceiling and a hand-written FastAPI + transformers server. Loopback only; every level is
+bounded by a request count and a time limit.
+
+Systems, all on the same model and the same CoNLL-2003 test sentences:
+  (a) batched   our service, batches of up to --max-batch-size texts across requests
+  (b) unbatched the same service with --max-batch-size 1
+  (c) offline   nlp.pipe over the sentences with batch_size = --max-batch-size: the ceiling
+                 of a service, which cannot sort more than one batch by length
+  (d) handmade  FastAPI + uvicorn + transformers pipeline(aggregation_strategy="first"),
+                 one forward pass per request (benchmarks/handwritten_server.py)
+
+    python benchmarks/serve_load.py                      # random-head MiniLM
+    python benchmarks/serve_load.py --model training/cpu/model-best
+"""
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed import DEFAULT_CONLL, build_random_minilm, read_sentences  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+LEVELS = (1, 8, 64, 256)
+
+
+@dataclass
+class LevelResult:
+    system: str
+    clients: int
+    latencies: list[float] = field(default_factory=list)  # seconds, successful requests
+    statuses: Counter = field(default_factory=Counter)
+    words: int = 0
+    seconds: float = 0.0
+    peak_rss_mib: float = 0.0
+
+    @property
+    def words_per_second(self) -> float:
+        return self.words / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"server not ready after {seconds} s: {url}")
+
+
+def process_tree_rss(pattern: str) -> float:
+    """Summed RSS (MiB) of the processes whose command line matches `pattern`."""
+    total = 0
+    for process in psutil.process_iter(["cmdline", "memory_info"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if re.search(pattern, cmdline) and process.info["memory_info"]:
+            total += process.info["memory_info"].rss
+    return total / 2**20
+
+
+class RssSampler:
+    def __init__(self, pattern: str) -> None:
+        self.pattern, self.peak, self.stop = pattern, 0.0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.peak = max(self.peak, process_tree_rss(self.pattern))
+            self.stop.wait(0.25)
+
+    def __enter__(self) -> "RssSampler":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+async def load_level(
+    url: str,
+    make_body: Callable[[str], dict[str, Any]],
+    texts: Sequence[str],
+    n_words: Sequence[int],
+    clients: int,
+    n_requests: int,
+    time_limit: float,
+    result: LevelResult,
+    timeout: float,
+) -> None:
+    """`clients` coroutines send one text per request until `n_requests` are sent or
+    `time_limit` passes; latencies of successful requests and every status are kept.
+
+    aiohttp rather than httpx: the client shares the 2 cores with the servers, and aiohttp
+    spends about half the CPU per request that httpx does, on every system alike.
+    """
+    sent = 0
+    start = time.perf_counter()
+    connector = aiohttp.TCPConnector(limit=clients)
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
+
+        async def one_client(offset: int) -> None:
+            nonlocal sent
+            while sent < n_requests and time.perf_counter() - start < time_limit:
+                index = (offset + sent) % len(texts)
+                sent += 1
+                began = time.perf_counter()
+                try:
+                    async with session.post(url, json=make_body(texts[index])) as response:
+                        await response.read()
+                        status = response.status
+                except TimeoutError:
+                    result.statuses["timeout"] += 1
+                    continue
+                except aiohttp.ClientError as err:
+                    result.statuses[type(err).__name__] += 1
+                    continue
+                result.statuses[status] += 1
+                if status == 200:
+                    result.latencies.append(time.perf_counter() - began)
+                    result.words += n_words[index]
+
+        await asyncio.gather(*(one_client(i * 7919) for i in range(clients)))
+    result.seconds = time.perf_counter() - start
+
+
+def run_levels(
+    system: str,
+    url: str,
+    make_body: Callable[[str], dict[str, Any]],
+    texts: Sequence[str],
+    n_words: Sequence[int],
+    args: argparse.Namespace,
+    rss_pattern: str,
+) -> list[LevelResult]:
+    results = []
+    for clients in args.levels:
+        n_requests = args.requests if clients > 1 else args.requests_single
+        result = LevelResult(system, clients)
+        print(f"[{system}] {clients} clients, up to {n_requests} requests", flush=True)
+        with RssSampler(rss_pattern) as sampler:
+            asyncio.run(
+                load_level(
+                    url,
+                    make_body,
+                    texts,
+                    n_words,
+                    clients,
+                    n_requests,
+                    args.time_limit,
+                    result,
+                    args.timeout,
+                )
+            )
+        result.peak_rss_mib = sampler.peak
+        results.append(result)
+    return results
+
+
+def start_service(
+    pipeline: Path, port: int, batch: int, args: argparse.Namespace, metrics_port: int | None
+) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "spacy_bert_ner",
+        "serve",
+        str(pipeline),
+        f"--port={port}",
+        f"--max-batch-size={batch}",
+        f"--batch-wait-ms={args.batch_wait_ms}",
+        f"--max-queued={args.max_queued}",
+    ]
+    if metrics_port:
+        command.append(f"--metrics-port={metrics_port}")
+    command += args.serve_args.split()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def mean_batch_size(metrics_port: int) -> str:
+    """Ray Serve's own figure for the batches our replica ran (its Prometheus export)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    except httpx.HTTPError as err:
+        return f"metrics not reachable: {err}"
+    sums = [
+        float(m) for m in re.findall(r"^ray_serve_actual_batch_size_sum\{[^}]*\} (\S+)", text, re.M)
+    ]
+    counts = [
+        float(m)
+        for m in re.findall(r"^ray_serve_actual_batch_size_count\{[^}]*\} (\S+)", text, re.M)
+    ]
+    if not counts or not sum(counts):
+        return "no ray_serve_actual_batch_size samples exported yet"
+    return f"{sum(sums) / sum(counts):.1f} texts per batch over {sum(counts):.0f} batches"
+
+
+def offline_ceiling(
+    pipeline: Path, texts: Sequence[str], n_words: Sequence[int], batch: int
+) -> tuple[float, float]:
+    """Words/s of nlp.pipe over the texts in batches of `batch`, and the median latency of
+    one `nlp(text)` call (seconds), in this process with the service's thread count."""
+    import spacy
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    nlp = spacy.load(pipeline)
+    list(nlp.pipe(texts[:64], batch_size=batch))  # warm-up
+    start = time.perf_counter()
+    for _ in nlp.pipe(texts, batch_size=batch):
+        pass
+    words_per_second = sum(n_words) / (time.perf_counter() - start)
+    single = []
+    for text in texts[:100]:
+        began = time.perf_counter()
+        nlp(text)
+        single.append(time.perf_counter() - began)
+    return words_per_second, statistics.median(single)
+
+
+def make_pipeline(model: str | None, workdir: Path) -> tuple[Path, Path]:
+    """A bert_ner pipeline dir and its Hugging Face model dir (for the handmade server)."""
+    import spacy
+
+    if model is not None:
+        pipeline = Path(model).resolve()
+        return pipeline, pipeline / "bert_ner" / "model"
+    hf_dir = build_random_minilm(workdir / "minilm-ner")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_ner", config={"model": str(hf_dir)})
+    nlp.initialize()
+    nlp.to_disk(workdir / "pipeline")
+    return workdir / "pipeline", hf_dir
+
+
+def print_table(results: list[LevelResult], ceiling: float, single_latency: float) -> None:
+    by = {(r.system, r.clients): r for r in results}
+    print()
+    print(
+        f"{'system':<10} {'clients':>7} {'ok':>6} {'errors':<22} {'words/s':>8} {'x offl.':>7} "
+        f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'RSS MiB':>8}"
+    )
+    print("-" * 104)
+    for r in results:
+        errors = (
+            ", ".join(f"{k}: {v}" for k, v in sorted(r.statuses.items(), key=str) if k != 200)
+            or "-"
+        )
+        rate = r.words_per_second
+        print(
+            f"{r.system:<10} {r.clients:>7} {r.statuses[200]:>6} {errors:<22} {rate:>8.0f} "
+            f"{rate / ceiling:>7.2f} {r.percentile(0.5):>8.1f} {r.percentile(0.95):>8.1f} "
+            f"{r.percentile(0.99):>8.1f} {r.peak_rss_mib:>8.0f}"
+        )
+    print(f"{'offline':<10} {'-':>7} {'-':>6} {'-':<22} {ceiling:>8.0f} {1.0:>7.2f}")
+    print()
+    print(
+        f"one nlp(text), median: {single_latency * 1000:.1f} ms; target p50 at 1 client <= "
+        f"1.5 x that + 20 ms = {1.5 * single_latency * 1000 + 20:.1f} ms"
+    )
+    for clients in (64,):
+        a, b, d = (by.get((s, clients)) for s in ("batched", "unbatched", "handmade"))
+        if a and b and d:
+            rate = a.words_per_second
+            print(
+                f"at {clients} clients: batched {rate / ceiling:.2f}x offline (target >= 0.8), "
+                f"{rate / max(b.words_per_second, 1e-9):.2f}x unbatched, "
+                f"{rate / max(d.words_per_second, 1e-9):.2f}x handmade (targets >= 3)"
+            )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--model", help="bert_ner pipeline dir (default: MiniLM, random head)")
+    p.add_argument("--conll", type=Path, default=DEFAULT_CONLL)
+    p.add_argument("-n", "--n-sents", type=int, default=1500)
+    p.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=list(LEVELS))
+    p.add_argument("--requests", type=int, default=1000, help="requests per level (%(default)s)")
+    p.add_argument("--requests-single", type=int, default=100, help="requests at 1 client")
+    p.add_argument("--time-limit", type=float, default=60.0, help="seconds per level")
+    p.add_argument("--timeout", type=float, default=60.0, help="client timeout per request")
+    p.add_argument("--max-batch-size", type=int, default=32)
+    p.add_argument("--batch-wait-ms", type=float, default=5.0)
+    p.add_argument("--max-queued", type=int, default=256)
+    p.add_argument("--systems", default="batched,unbatched,handmade")
+    p.add_argument("--serve-args", default="", help="more options for `serve` (a and b)")
+    args = p.parse_args(argv)
+
+    sents = read_sentences(args.conll, args.n_sents)
+    texts = [" ".join(words) for words in sents.words]
+    n_words = [len(words) for words in sents.words]
+    systems = args.systems.split(",")
+    print(
+        f"CPU: {cpu_model()} ({os.cpu_count()} cores); {len(texts)} sentences, "
+        f"{sum(n_words)} words; levels {args.levels}; max batch {args.max_batch_size}"
+    )
+    results: list[LevelResult] = []
+    with tempfile.TemporaryDirectory(prefix="bert_ner_serve_load_") as tmp:
+        pipeline, hf_dir = make_pipeline(args.model, Path(tmp))
+        service_body = lambda text: {"texts": [text]}  # noqa: E731
+        for system, batch in (("batched", args.max_batch_size), ("unbatched", 1)):
+            if system not in systems:
+                continue
+            port = free_port()
+            metrics_port = free_port() if system == "batched" else None
+            process = start_service(pipeline, port, batch, args, metrics_port)
+            try:
+                results += run_levels(
+                    system,
+                    f"http://127.0.0.1:{port}/v1/entities",
+                    service_body,
+                    texts,
+                    n_words,
+                    args,
+                    r"ServeReplica:bert_ner",
+                )
+                if metrics_port:
+                    time.sleep(12)  # Ray's metrics agent exports every few seconds
+                    print(f"[batched] Ray Serve metrics: {mean_batch_size(metrics_port)}")
+            finally:
+                stop(process)
+        if "handmade" in systems:
+            port = free_port()
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "handwritten_server:app",
+                    f"--port={port}",
+                    "--log-level=warning",
+                ],
+                cwd=Path(__file__).resolve().parent,
+                env={**os.environ, "MODEL_DIR": str(hf_dir)},
+            )
+            try:
+                wait_ready(f"http://127.0.0.1:{port}/healthz", process)
+                results += run_levels(
+                    "handmade",
+                    f"http://127.0.0.1:{port}/ner",
+                    lambda text: {"text": text},
+                    texts,
+                    n_words,
+                    args,
+                    r"uvicorn handwritten_server",
+                )
+            finally:
+                stop(process)
+        ceiling, single = offline_ceiling(pipeline, texts, n_words, args.max_batch_size)
+    print_table(results, ceiling, single)
+
+
+if __name__ == "__main__":
+    main()
