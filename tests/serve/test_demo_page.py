@@ -16,7 +16,11 @@ SCREENSHOT = os.environ.get("BERT_NER_DEMO_SCREENSHOT")
 @pytest.fixture(scope="module")
 def browser():
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.fail("the demo page test needs Debian's chromium and chromium-driver (.ci/run)")
+        # CI installs them (.ci/run), so there the test must run; elsewhere say what it needs.
+        problem = "needs Debian's chromium and chromium-driver (apt-get install ...)"
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as DriverService
 
