@@ -19,13 +19,10 @@ from wasabi import msg
 
 from ..errors import BertNERError
 from ..pipeline.loading import load_pipeline
-from .app import build_application
+from .app import SERVICE_LOGGING, build_application
 from .settings import ServiceSettings
 
 APP_NAME = "bert_ner"
-#: No per-request access log lines from the proxy and replicas: on a small machine writing
-#: them costs a measurable share of each single-sentence request. Warnings and errors stay.
-SERVICE_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
 
 
 def check_settings(settings: ServiceSettings, host: str, port: int) -> None:
@@ -76,7 +73,8 @@ def serve_pipeline(
             log_to_driver=False,
             # Ray starts its workers at nice 15, which suits batch jobs; a service's replicas
             # and HTTP proxy answer people and must not yield the cores to everything else.
-            _system_config={"worker_niceness": 0},
+            # (A cluster joined with `address` keeps the settings it was started with.)
+            _system_config={"worker_niceness": 0} if address is None else None,
         )
     # After ray.init, which installs a SIGTERM handler of its own that ends the process at
     # once; a signal during the start-up below stops the service as soon as it is up.
@@ -93,7 +91,8 @@ def serve_pipeline(
         stop.wait()
         msg.text("stopping: finishing the requests in flight")
         serve.delete(APP_NAME)
-        serve.shutdown()
+        if started_ray:  # on a cluster we joined, other applications may be served
+            serve.shutdown()
     finally:
         if started_ray:
             ray.shutdown()
