@@ -1,7 +1,8 @@
 """Texts that scraped web pages, OCR output, chat logs and broken corpora really contain.
 
-Each entry is `name: text`; the comment says what it exercises. test_pipe.py runs every one
-through the component with the tiny model and checks that no token is lost or mislabelled.
+Each entry is `name: text`; the comment says what it exercises. pipeline/test_bert_ner.py runs
+every one through the component with the tiny model and checks that no token is lost or
+mislabelled; serve/test_service.py sends them to the running service.
 Lone surrogates (text decoded with `surrogateescape`) are absent on purpose: spaCy's own
 tokenizer refuses them (UnicodeEncodeError) before any component runs.
 """

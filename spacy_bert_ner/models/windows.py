@@ -10,7 +10,7 @@ wherever the doc allows it. Nothing is truncated: a doc of any length gives as m
 needs, and the windows of a batch are run in length-sorted chunks so memory follows the chunk,
 not the doc.
 
-For an encoder given case embeddings (see `model.add_case_embeddings`), every piece also
+For an encoder given case embeddings (see `head.add_case_embeddings`), every piece also
 carries its word's letter case (`case_classes`) as its token type id: an uncased vocabulary
 maps "Apple" and "apple" to the same pieces, and the case is the best single cue for names.
 
