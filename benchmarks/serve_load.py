@@ -351,6 +351,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"CPU: {cpu_model()} ({os.cpu_count()} cores); {len(texts)} sentences, "
         f"{sum(n_words)} words; levels {args.levels}; max batch {args.max_batch_size}"
     )
+    print(
+        f"Threads: {os.cpu_count()} torch threads in every system (the service's replica "
+        "reserves all cores, the hand-made server gets OMP_NUM_THREADS, offline nlp.pipe sets "
+        "them); the load generator shares the same cores"
+    )
     results: list[LevelResult] = []
     with tempfile.TemporaryDirectory(prefix="bert_ner_serve_load_") as tmp:
         pipeline, hf_dir = make_pipeline(args.model, Path(tmp))
@@ -388,7 +393,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "--log-level=warning",
                 ],
                 cwd=Path(__file__).resolve().parent,
-                env={**os.environ, "MODEL_DIR": str(hf_dir)},
+                env={
+                    **os.environ,
+                    "MODEL_DIR": str(hf_dir),
+                    "OMP_NUM_THREADS": str(os.cpu_count()),
+                },
             )
             try:
                 wait_ready(f"http://127.0.0.1:{port}/healthz", process)
