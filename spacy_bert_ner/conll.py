@@ -8,7 +8,9 @@ document whole, so training and evaluation can use document context.
 
 Accepted input: CoNLL-2003 (`word POS chunk NER`, IOB1), CoNLL-2002 (`word [POS] NER`, IOB2,
 Dutch -DOCSTART- lines without a blank line after them) and any `word ... tag` file; UTF-8
-with or without a BOM, LF or CRLF, columns separated by spaces or tabs.
+with or without a BOM, LF or CRLF, columns separated by spaces or tabs. In a file of three or
+more columns the second is read as the part-of-speech tag and kept as `token.tag_`, so a
+multi-task pipeline (a tagger beside the entity recognizer) trains from the same files.
 """
 
 import codecs
@@ -17,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import spacy
 from spacy.tokens import Doc, DocBin
@@ -33,6 +36,9 @@ CONLL_SCHEMES = ("IOB1", "IOB2")
 Sentence = list[tuple[str, str]]
 """(word, tag) pairs of one sentence."""
 
+PosTags = list[str | None]
+"""The part-of-speech column of one sentence's lines (None for a line without one)."""
+
 _COLUMN_SEPARATOR = re.compile(r"[ \t]+")
 _ENTITY_TAG = re.compile(r"[BI]-.+")
 
@@ -43,11 +49,13 @@ class ConllDocument:
 
     `sentences` hold IOB2 tags whatever the file used, so consumers never see IOB1.
     `scheme` is the scheme the file's tags were read as (given or detected), kept for the
-    conversion summary.
+    conversion summary. `pos` holds each sentence's part-of-speech tags when every line of
+    the document has one, else None: a tagger must not learn from a half-tagged doc.
     """
 
     sentences: list[Sentence]
     scheme: str
+    pos: list[list[str]] | None = None
 
 
 @dataclass
@@ -102,13 +110,23 @@ def read_conll(
     if not saw_docstart:
         raw_documents = [sentences[i : i + n_sents] for i in range(0, len(sentences), n_sents)]
     if scheme is None:
-        scheme = detect_scheme([tag for _, tag in sentence] for sentence in sentences)
+        scheme = detect_scheme([tag for _, tag in sentence] for sentence, _ in sentences)
     # IOB1 -> IOB2 also repairs an IOB2 file's I- starts: an I- that opens an entity becomes B-.
     return [
-        ConllDocument(sentences=[_to_iob2(sentence) for sentence in document], scheme=scheme)
+        ConllDocument(
+            sentences=[_to_iob2(sentence) for sentence, _ in document],
+            scheme=scheme,
+            pos=_complete_pos([pos for _, pos in document]),
+        )
         for document in raw_documents
         if document
     ]
+
+
+def _complete_pos(pos_tags: list[PosTags]) -> list[list[str]] | None:
+    if all(tag is not None for sentence in pos_tags for tag in sentence):
+        return cast(list[list[str]], pos_tags)
+    return None
 
 
 def detect_scheme(sentences: Iterable[Sequence[str]]) -> str:
@@ -149,7 +167,10 @@ def conll_to_docs(documents: Iterable[ConllDocument], vocab: Vocab) -> list[Doc]
                 tags.append(tag)
                 sent_starts.append(position == 0)
         spaces = [True] * (len(words) - 1) + [False]
-        docs.append(Doc(vocab, words=words, spaces=spaces, sent_starts=sent_starts, ents=tags))
+        pos = None if document.pos is None else [tag for sent in document.pos for tag in sent]
+        docs.append(
+            Doc(vocab, words=words, spaces=spaces, sent_starts=sent_starts, ents=tags, tags=pos)
+        )
     return docs
 
 
@@ -221,25 +242,22 @@ def _read_text(path: Path | str) -> str:
         raise ConllFormatError(path, line_no, problem) from None
 
 
-def _parse(path: Path | str, text: str) -> tuple[list[list[Sentence]], bool]:
-    """Split into documents of sentences with the file's own tags, checking every line;
-    also say whether the file had any -DOCSTART- line."""
-    documents: list[list[Sentence]] = [[]]
+def _parse(path: Path | str, text: str) -> tuple[list[list[tuple[Sentence, PosTags]]], bool]:
+    """Split into documents of sentences (with their part-of-speech column) with the file's
+    own tags, checking every line; also say whether the file had any -DOCSTART- line."""
+    documents: list[list[tuple[Sentence, PosTags]]] = [[]]
     sentence: Sentence = []
+    pos: PosTags = []
     saw_docstart = False
     for line_no, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            if sentence:
-                documents[-1].append(sentence)
-                sentence = []
-            continue
         columns = _COLUMN_SEPARATOR.split(line.strip(" \t\r"))
-        if columns[0] == DOCSTART:
-            saw_docstart = True
+        if not line.strip() or columns[0] == DOCSTART:
             if sentence:
-                documents[-1].append(sentence)
-                sentence = []
-            documents.append([])
+                documents[-1].append((sentence, pos))
+                sentence, pos = [], []
+            if line.strip():
+                saw_docstart = True
+                documents.append([])
             continue
         if len(columns) < 2:
             problem = f"expected at least 2 columns (word ... tag), got {len(columns)}"
@@ -248,8 +266,9 @@ def _parse(path: Path | str, text: str) -> tuple[list[list[Sentence]], bool]:
         if tag != "O" and not _ENTITY_TAG.fullmatch(tag):
             raise ConllFormatError(path, line_no, f"unknown tag {tag!r}")
         sentence.append((columns[0], tag))
+        pos.append(columns[1] if len(columns) >= 3 else None)
     if sentence:
-        documents[-1].append(sentence)
+        documents[-1].append((sentence, pos))
     return documents, saw_docstart
 
 

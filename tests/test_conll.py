@@ -184,6 +184,21 @@ def test_input_variants_give_the_same_docs(tmp_path: Path, vocab, variant: str) 
     assert _summary(conll_to_docs(read_conll(path), vocab)) == EXPECTED
 
 
+def test_the_part_of_speech_column_becomes_token_tags(tmp_path: Path, vocab) -> None:
+    """CoNLL-2003's second column is kept for a tagger; a file without one leaves tags unset,
+    and so does a document where any line lacks one (a tagger must not learn from gaps)."""
+    (doc, _) = conll_to_docs(read_conll(_write(tmp_path, CONLL2003_STYLE)), vocab)
+    assert [token.tag_ for token in doc] == ["NNP", "VBZ", "JJ", "NN", ".", "NNP", "NNP"]
+    assert doc.has_annotation("TAG")
+    two_columns = "EU B-ORG\nrejects O\n\nPeter B-PER\n"
+    (doc,) = conll_to_docs(read_conll(_write(tmp_path, two_columns, name="2col")), vocab)
+    assert not doc.has_annotation("TAG")
+    assert [(e.text, e.label_) for e in doc.ents] == [("EU", "ORG"), ("Peter", "PER")]
+    mixed = "EU NNP B-ORG\nrejects O\n"
+    (document,) = read_conll(_write(tmp_path, mixed, name="mixed"))
+    assert document.pos is None
+
+
 def test_docs_have_single_spaces_and_sentence_starts(tmp_path: Path, vocab) -> None:
     (doc, _) = conll_to_docs(read_conll(_write(tmp_path, CONLL2003_STYLE)), vocab)
     assert doc.text == "EU rejects German call . Peter Blackburn"

@@ -10,11 +10,12 @@ from typing import Any
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model
-from thinc.types import Floats2d
+from thinc.types import Floats2d, Ragged
 
-from .token_classifier import forward, init, resize_output
+from . import listener_classifier, token_classifier
 
 TOKEN_CLASSIFIER = "spacy_bert_ner.TokenClassifier.v1"
+LISTENER_CLASSIFIER = "spacy_bert_ner.ListenerTokenClassifier.v1"
 
 
 @registry.architectures(TOKEN_CLASSIFIER)
@@ -52,9 +53,9 @@ def build_token_classifier(
         uses them whatever this says.
     """
     return Model(
-        "bert_token_classifier",
-        forward,
-        init=init,
+        token_classifier.MODEL_NAME,
+        token_classifier.forward,
+        init=token_classifier.init,
         attrs={
             "name": name,
             "max_length": max_length,
@@ -68,9 +69,52 @@ def build_token_classifier(
             "case_feature": case_feature,
             "hf_model": None,
             "tokenizer": None,
-            "resize_output": resize_output,
+            "resize_output": token_classifier.resize_output,
         },
     )
+
+
+@registry.architectures(LISTENER_CLASSIFIER)
+def build_listener_token_classifier(
+    tok2vec: Model[list[Doc], list[Floats2d]],
+    head_lr_scale: float = 1.0,
+    case_feature: bool = False,
+) -> Model[list[Doc], list[Floats2d]]:
+    """A token-classification head over vectors from an upstream `transformer` component.
+
+    tok2vec: one vector per token; normally `spacy-transformers.TransformerListener.v1` with
+        `spacy_bert_ner.first_piece.v1` pooling (tokens read from their first wordpiece, as
+        the standalone model reads them). `nlp.replace_listeners` swaps in a copy of the
+        transformer here.
+    head_lr_scale: learning-rate multiplier for the head (and case biases), as in
+        `TokenClassifier.v1`: the head starts from random weights under a shared encoder
+        that is already trained.
+    case_feature: a learnt bias per letter-case class of each word and tag. The shared
+        encoder cannot take case embeddings (other components read it too), so an uncased
+        encoder's head gets the case of each word here instead.
+    """
+    params: dict[str, Any] = {"W": None, "b": None, **({"C": None} if case_feature else {})}
+    return Model(
+        listener_classifier.MODEL_NAME,
+        listener_classifier.forward,
+        init=listener_classifier.init,
+        layers=[tok2vec],
+        # No nO: thinc forbids changing a dim once weights exist, and add_label grows the head.
+        dims={"nI": None},
+        params=params,
+        attrs={
+            "tags": [],
+            "head_lr_scale": head_lr_scale,
+            "case_feature": case_feature,
+            "resize_output": listener_classifier.resize_output,
+        },
+    )
+
+
+@registry.layers("spacy_bert_ner.first_piece.v1")
+def first_piece() -> Model[Ragged, Floats2d]:
+    """Pooling for a transformer listener: each token's first wordpiece, zeros if it has none."""
+    return Model("first_piece", listener_classifier.first_piece_forward)
 
 
 @registry.misc("spacy_bert_ner.minilm.v1")

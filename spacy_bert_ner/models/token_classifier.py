@@ -28,6 +28,9 @@ from .runtime import TRIM_EVERY_CHUNKS, quantize_int8, release_freed_heap
 from .shim import TokenClassifierShim, convert_inputs, convert_outputs
 from .windows import WindowBatch, make_windows
 
+#: The thinc model's name: what tells this architecture's models from the listener's.
+MODEL_NAME = "bert_token_classifier"
+
 #: Logit given to the "O" tag of tokens without a wordpiece; every other tag gets `-NO_PIECE`.
 NO_PIECE_LOGIT = 1e4
 

@@ -8,6 +8,7 @@ its losses from `pipeline.losses`.
 """
 
 from collections.abc import Callable, Iterable
+from itertools import islice
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,13 +23,19 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
 from thinc.types import Floats2d
 
-from ..errors import BertNERError, ModelLoadError
-from ..io import atomic_files
+from ..errors import BertNERError
 from ..models.architectures import build_token_classifier, default_model_config
-from ..models.head import tag_names
-from ..models.hf_loading import load_pretrained
+from ..models.model_api import (
+    current_tags,
+    declared_tags,
+    is_listener,
+    is_ready,
+    load_model,
+    make_ready,
+    save_model,
+)
 from ..models.runtime import limit_threads_in_forked_children
-from ..models.token_classifier import get_hf_model, has_transformer, model_tags, set_transformer
+from ..models.token_classifier import get_hf_model
 from ..tags import TagScheme, tags_for_head
 from .gold import GoldChecker, gold_view, labels_in
 from .losses import log_softmax, rehearsal_kl, token_cross_entropy, tutor_columns
@@ -70,7 +77,8 @@ def make_bert_ner(
     """Create a `bert_ner` pipe.
 
     model: a `spacy_bert_ner.TokenClassifier.v1` block, or just a hub name / directory
-        (shorthand for that block with default settings).
+        (shorthand for that block with default settings); or a
+        `spacy_bert_ner.ListenerTokenClassifier.v1` block to read a shared `transformer`.
     scheme: IOB2, IOB1, BIOES or BILOU; None detects it from the model's labels (IOB2 for new
         heads). Needed only for IOB1 models, whose label set looks like IOB2.
     spans_key: write predictions to `doc.spans[spans_key]` instead of `doc.ents`, and take
@@ -139,14 +147,15 @@ class BertNER(TrainablePipe):
     @property
     def tag_scheme(self) -> TagScheme:
         """The model's tags read in the configured (or detected) scheme."""
-        tags = tuple(tag_names(self.hf_model.config))
+        make_ready(self.model)
+        tags = tuple(current_tags(self.model))
         if self._tag_scheme is None or self._tag_scheme.tags != tags:
             self._tag_scheme = TagScheme.from_tags(tags, self.cfg["scheme"])
         return self._tag_scheme
 
     @property
     def labels(self) -> tuple[str, ...]:
-        if has_transformer(self.model):
+        if is_ready(self.model):
             return self.tag_scheme.labels
         return tuple(self.cfg["labels"])
 
@@ -156,13 +165,12 @@ class BertNER(TrainablePipe):
 
     @property
     def hf_model(self) -> Any:
-        """The Hugging Face model, loaded from the configured name on first use."""
-        self._require_model()
+        """The standalone architecture's Hugging Face model, loaded from the configured name
+        on first use (a listener has none: its encoder is the `transformer` component's)."""
+        if is_listener(self.model):
+            raise BertNERError(f"{self.name}: a transformer listener has no model of its own")
+        make_ready(self.model)
         return get_hf_model(self.model)
-
-    def _require_model(self) -> None:
-        if not has_transformer(self.model):
-            self.model.initialize()
 
     def add_label(self, label: str) -> int:
         """Add an entity type; returns 0 if the component already predicts it, else 1.
@@ -176,7 +184,7 @@ class BertNER(TrainablePipe):
         """
         if label in self.labels:
             return 0
-        if not has_transformer(self.model):
+        if not is_ready(self.model):
             self.cfg["labels"] = sorted({*self.labels, label})
             return 1
         scheme = self.tag_scheme
@@ -202,10 +210,12 @@ class BertNER(TrainablePipe):
         if labels is None:
             labels = labels_in(get_examples(), self.cfg["spans_key"])
         wanted = {*labels, *self.cfg["labels"]}
-        head_tags = tags_for_head(model_tags(self.model), wanted, self.cfg["scheme"])
+        head_tags = tags_for_head(declared_tags(self.model), wanted, self.cfg["scheme"])
         # thinc's Y is an output sample that sizes the last layer; a token classifier's output
-        # is sized by its tag set, which is what it takes (see `token_classifier.init`).
-        self.model.initialize(Y=cast(Any, head_tags))
+        # is sized by its tag set, which is what it takes (see `token_classifier.init`). A
+        # listener's head also sizes its input from the vectors of a few docs, as spaCy's.
+        doc_sample = [example.x for example in islice(get_examples(), 10)]
+        self.model.initialize(X=doc_sample, Y=cast(Any, head_tags))
         self.cfg["labels"] = list(self.labels)
         # Fail before training starts, not at the batch that holds the first bad entity.
         for index, example in enumerate(get_examples()):
@@ -217,7 +227,7 @@ class BertNER(TrainablePipe):
     def predict(self, docs: Iterable[Doc]) -> list[Floats2d]:
         """Logits per token, for the whole batch in one length-sorted pass."""
         docs = list(docs)
-        self._require_model()  # loads outside inference mode, so the weights stay trainable
+        make_ready(self.model)  # loads outside inference mode, so the weights stay trainable
         with torch.inference_mode():
             return self.model.predict(docs)
 
@@ -305,7 +315,7 @@ class BertNER(TrainablePipe):
             return losses
         with torch.inference_mode():
             tutor_scores = self._rehearsal_model.predict(docs)
-        tutor_tags = tag_names(get_hf_model(self._rehearsal_model).config)
+        tutor_tags = current_tags(self._rehearsal_model)
         columns = tutor_columns(self.tag_scheme.tags, tutor_tags, self.name)
         scores, backprop = self.model.begin_update(docs)
         xp = self.model.ops.xp
@@ -332,23 +342,19 @@ class BertNER(TrainablePipe):
         evaluation, and a run killed during that write must still leave a model to resume from.
         """
 
-        def write_model(model_path: Path) -> None:
-            with atomic_files(model_path) as tmp_dir:
-                self.hf_model.save_pretrained(tmp_dir, safe_serialization=True)
-                self.model.attrs["tokenizer"].save_pretrained(tmp_dir)
-
-        writers = {"cfg": lambda p: write_cfg(self.cfg, p), "model": write_model}
+        writers = {
+            "cfg": lambda p: write_cfg(self.cfg, p),
+            "model": lambda p: save_model(self.model, p),
+        }
         util.to_disk(path, writers, exclude)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "BertNER":
         """Read what `to_disk` wrote; local files only, so `spacy.load` never uses the network."""
 
-        def read_model(model_path: Path) -> None:
-            if not model_path.is_dir():
-                raise ModelLoadError(f"{model_path}: missing; the saved pipeline is incomplete")
-            set_transformer(self.model, *load_pretrained(model_path))
-
-        readers = {"cfg": lambda p: self.cfg.update(read_cfg(p, self.cfg)), "model": read_model}
+        readers = {
+            "cfg": lambda p: self.cfg.update(read_cfg(p, self.cfg)),
+            "model": lambda p: load_model(self.model, p),
+        }
         util.from_disk(path, readers, exclude)
         self._tag_scheme = None
         return self

@@ -1,0 +1,241 @@
+"""bert_ner listening to a shared spacy-transformers `transformer`, beside a tagger: pooling,
+joint and frozen training, `replace_listeners`, save/load and `spacy package`."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import spacy
+import torch
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+from thinc.api import Adam, NumpyOps, Ragged, fix_random_seed
+
+from spacy_bert_ner.errors import ModelLoadError
+from spacy_bert_ner.models.architectures import first_piece
+
+from ..conftest import OLD_ROWS
+from ..pipeline.test_training import REPO, spacy_train
+
+POS = {
+    "angela": "NNP",
+    "merkel": "NNP",
+    "macron": "NNP",
+    "paris": "NNP",
+    "berlin": "NNP",
+    "met": "VBD",
+    "in": "IN",
+    "of": "IN",
+    "the": "DT",
+    "and": "CC",
+}
+LISTENER = {
+    "@architectures": "spacy-transformers.TransformerListener.v1",
+    "grad_factor": 1.0,
+    "upstream": "*",
+    "pooling": {"@layers": "spacy_bert_ner.first_piece.v1"},
+}
+TEXT = "angela merkel met macron in paris"
+
+
+def multitask_pipeline(tiny_bert: Path, case_feature: bool = True) -> Language:
+    """transformer + tagger + bert_ner, both listening, on the tiny BERT's encoder."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-transformers.TransformerModel.v3",
+                "name": str(tiny_bert),
+                "get_spans": {
+                    "@span_getters": "spacy-transformers.strided_spans.v1",
+                    "window": 32,
+                    "stride": 24,
+                },
+                "tokenizer_config": {"use_fast": True},
+            }
+        },
+    )
+    nlp.add_pipe(
+        "tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "tok2vec": LISTENER}}
+    )
+    head = {"@architectures": "spacy_bert_ner.ListenerTokenClassifier.v1", "tok2vec": LISTENER}
+    head.update(head_lr_scale=10.0, case_feature=case_feature)
+    nlp.add_pipe("bert_ner", config={"model": head})
+    return nlp
+
+
+def gold_examples(nlp: Language) -> list[Example]:
+    return [
+        Example(
+            Doc(nlp.vocab, words=words),
+            Doc(nlp.vocab, words=words, ents=tags, tags=[POS[w] for w in words]),
+        )
+        for words, tags in OLD_ROWS
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained_multitask(tiny_bert, tmp_path_factory) -> Path:
+    """The multi-task pipeline trained jointly 40 steps, saved once."""
+    nlp, _ = train_multitask(tiny_bert)
+    path = tmp_path_factory.mktemp("multitask") / "pipeline"
+    nlp.to_disk(path)
+    return path
+
+
+def train_multitask(tiny_bert: Path) -> tuple[Language, list[dict[str, float]]]:
+    fix_random_seed(0)
+    nlp = multitask_pipeline(tiny_bert)
+    examples = gold_examples(nlp)
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(2e-3)
+    return nlp, [nlp.update(examples, sgd=optimizer, losses={}) for _ in range(40)]
+
+
+def predictions(doc: Doc) -> tuple[list[tuple[str, str, float]], list[str]]:
+    return [(e.text, e.label_, e._.bert_ner_score) for e in doc.ents], [t.tag_ for t in doc]
+
+
+def test_first_piece_takes_each_tokens_first_wordpiece_and_zeros_for_none():
+    ops = NumpyOps()
+    pieces = Ragged(ops.asarray2f(np.arange(12).reshape(4, 3)), ops.asarray1i([2, 0, 1, 1]))
+    vectors, backprop = first_piece()(pieces, is_train=True)
+    assert vectors.tolist() == [[0, 1, 2], [0, 0, 0], [6, 7, 8], [9, 10, 11]]
+    d_pieces = backprop(ops.asarray2f(np.ones((4, 3))))
+    assert d_pieces.dataXd.tolist() == [[1, 1, 1], [0, 0, 0], [1, 1, 1], [1, 1, 1]]
+    assert d_pieces.lengths.tolist() == [2, 0, 1, 1]
+
+
+def test_joint_training_learns_tags_and_entities_through_the_shared_encoder(tiny_bert):
+    nlp, losses = train_multitask(tiny_bert)
+    for name in ("tagger", "bert_ner"):
+        assert losses[-1][name] < losses[0][name] / 10, (name, losses[0], losses[-1])
+    assert losses[0]["transformer"] > 0  # the listeners' gradients reached the encoder
+    scores = nlp.evaluate(gold_examples(nlp))
+    assert scores["ents_f"] == 1.0 and scores["tag_acc"] == 1.0
+
+
+def test_a_token_without_wordpiece_is_outside_any_entity(trained_multitask):
+    nlp = spacy.load(trained_multitask)
+    doc = nlp(Doc(nlp.vocab, words=["angela", "\u200b", "merkel"]))
+    assert doc[1].ent_iob_ == "O"
+    assert all(1 not in range(e.start, e.end) for e in doc.ents)
+
+
+def test_save_load_keeps_predictions_and_refuses_the_other_architecture(
+    trained_multitask, tiny_bert, tmp_path
+):
+    nlp = spacy.load(trained_multitask)
+    doc = nlp(TEXT)
+    assert [e.label_ for e in doc.ents] == ["PER", "PER", "LOC"]
+    assert predictions(doc) == predictions(spacy.load(trained_multitask)(TEXT))
+    assert predictions(nlp.from_bytes(nlp.to_bytes())(TEXT)) == predictions(doc)
+    standalone = spacy.blank("en")
+    standalone.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert)}})
+    with pytest.raises(ModelLoadError, match=r"bert_ner/model: holds a transformer listener's"):
+        standalone.get_pipe("bert_ner").from_disk(trained_multitask / "bert_ner")
+
+
+def test_replace_listeners_gives_a_standalone_copy(trained_multitask, tmp_path):
+    nlp = spacy.load(trained_multitask)
+    before = predictions(nlp(TEXT))
+    nlp.replace_listeners("transformer", "bert_ner", ["model.tok2vec"])
+    assert predictions(nlp(TEXT)) == before
+    nlp.to_disk(tmp_path / "replaced")
+    alone = spacy.load(tmp_path / "replaced", exclude=["transformer", "tagger"])
+    assert alone.pipe_names == ["bert_ner"]
+    ents = [(e.text, e.label_) for e in alone(TEXT).ents]
+    assert ents == [(text, label) for text, label, _ in before[0]]
+    scores = [e._.bert_ner_score for e in alone(TEXT).ents]
+    assert scores == pytest.approx([score for _, _, score in before[0]], abs=1e-6)
+
+
+def test_add_label_keeps_a_listeners_entities(trained_multitask):
+    nlp = spacy.load(trained_multitask)
+    before = predictions(nlp(TEXT))
+    pipe = nlp.get_pipe("bert_ner")
+    assert pipe.add_label("MISC") == 1
+    assert set(pipe.labels) == {"LOC", "MISC", "PER"}
+    after = predictions(nlp(TEXT))
+    assert [(t, lab) for t, lab, _ in after[0]] == [(t, lab) for t, lab, _ in before[0]]
+
+
+@pytest.fixture(scope="module")
+def pos_corpus(tmp_path_factory) -> Path:
+    nlp = spacy.blank("en")
+    path = tmp_path_factory.mktemp("pos_corpus") / "tiny.spacy"
+    DocBin(docs=[eg.reference for eg in gold_examples(nlp)], store_user_data=True).to_disk(path)
+    return path
+
+
+def test_spacy_train_adds_bert_ner_to_a_trained_pipeline_leaving_its_transformer_bit_for_bit(
+    trained_multitask, pos_corpus, tmp_path
+):
+    """cpu_frozen_transformer.cfg: transformer and tagger sourced and frozen, the transformer
+    annotating; only bert_ner's head learns."""
+    out = spacy_train(
+        REPO / "configs" / "cpu_frozen_transformer.cfg",
+        tmp_path / "out",
+        f"--paths.base_pipeline={trained_multitask}",
+        f"--paths.train={pos_corpus}",
+        f"--paths.dev={pos_corpus}",
+        "--training.max_steps=3",
+        "--training.eval_frequency=1",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    base, nlp = spacy.load(trained_multitask), spacy.load(tmp_path / "out" / "model-last")
+    encoders = [p.get_pipe("transformer").model.transformer.state_dict() for p in (nlp, base)]
+    assert encoders[0].keys() == encoders[1].keys()
+    for name, weights in encoders[0].items():
+        assert torch.equal(weights, encoders[1][name]), name
+    taggers = [p.get_pipe("tagger").model for p in (nlp, base)]
+    for new, old in zip(taggers[0].walk(), taggers[1].walk(), strict=True):
+        for name in new.param_names:
+            assert np.array_equal(new.get_param(name), old.get_param(name)), name
+    new_head, old_head = (p.get_pipe("bert_ner").model.get_param("W") for p in (nlp, base))
+    assert new_head.shape == old_head.shape and not np.array_equal(new_head, old_head)
+    assert nlp.get_pipe("bert_ner").labels == ("LOC", "PER")
+
+
+def test_package_of_the_multitask_pipeline_loads_as_a_module(trained_multitask, tmp_path):
+    packaged = subprocess.run(
+        [sys.executable, "-m", "spacy", "package", str(trained_multitask), str(tmp_path)]
+        + ["--name", "multitask", "--version", "0.0.1", "--build", "none"],
+        capture_output=True,
+        text=True,
+    )
+    assert packaged.returncode == 0, packaged.stderr[-3000:]
+    root = tmp_path / "en_multitask-0.0.1"
+    meta = spacy.util.load_meta(root / "meta.json")
+    requirements = " ".join(meta["requirements"])
+    assert "spacy-transformers" in requirements and "spacy-bert-ner" in requirements
+    site, wheels = tmp_path / "site", tmp_path / "wheels"
+    pip = [sys.executable, "-m", "pip", "-q"]
+    offline = ["--no-deps", "--no-index"]
+    built = subprocess.run(
+        [*pip, "wheel", str(root), *offline, "--no-build-isolation", "-w", str(wheels)],
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = wheels.glob("*.whl")
+    installed = subprocess.run(
+        [*pip, "install", *offline, "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"import en_multitask; print(en_multitask.load()({TEXT!r}).ents)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"},
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.strip() == "(angela merkel, macron, paris)"
