@@ -18,7 +18,6 @@ Systems, all on the same model and the same CoNLL-2003 test sentences:
 import argparse
 import asyncio
 import os
-import platform
 import re
 import signal
 import socket
@@ -39,6 +38,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
 from speed import DEFAULT_CONLL, build_random_minilm, read_sentences  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,14 +64,6 @@ class LevelResult:
             return float("nan")
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def free_port() -> int:

@@ -161,3 +161,30 @@ def test_project_run_continual_offline(project: Path, tiny_bert: Path) -> None:
     assert models["base"]["new_f1"] == 0.0
     assert models["rehearsal+pseudo"]["pseudo_label_seconds"] > 0
     assert (project / "metrics" / "continual.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_project_run_multitask_offline(project: Path, tiny_bert: Path) -> None:
+    """The `multitask` workflow on the slices, with cpu_multitask.cfg's encoder swapped for the
+    tiny BERT: one transformer, a tagger learning CoNLL's POS column and bert_ner; the metrics
+    hold seqeval's entity scores and the tag accuracy."""
+    config = (project / "configs" / "cpu_multitask.cfg").read_text()
+    config = config.replace(
+        '[components.transformer.model.name]\n@misc = "spacy_bert_ner.minilm.v1"\n', ""
+    ).replace(
+        "[components.transformer.model]\n",
+        f'[components.transformer.model]\nname = "{tiny_bert}"\n',
+    )
+    (project / "configs" / "tiny_multitask.cfg").write_text(config)
+    run_multitask = [
+        sys.executable, "-m", "spacy", "project", "run", "multitask", str(project),
+        "--vars.multitask_config", "configs/tiny_multitask.cfg",
+        "--vars.max_steps", "2",
+        "--vars.eval_frequency", "2",
+    ]  # fmt: skip
+    run(run_multitask, cwd=project)
+    model_best = project / "training" / "multitask" / "model-best"
+    assert (model_best / "config.cfg").is_file()
+    metrics = json.loads((project / "metrics" / "multitask.json").read_text())
+    assert 0.0 <= metrics["conlleval"]["f1"] <= 1.0 and metrics["conlleval"]["support"] > 0
+    assert 0.0 < metrics["tag_acc"] <= 1.0
+    assert (project / "metrics" / "multitask.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -90,6 +90,8 @@ def score_docs(gold_docs: Sequence[Doc], pred_docs: Sequence[Doc]) -> dict[str, 
     support}}}, "strict": {same layout}, "spacy": {precision, recall, f1, per_type: {LABEL:
     {precision, recall, f1}}}, "n_docs", "n_tokens"}. spaCy's Scorer reports None when there
     are no gold or predicted entities at all; that is written as 0.0, conlleval's figure.
+    When the pipeline also tags (a multi-task pipeline) and the gold has part-of-speech tags,
+    "tag_acc" is spaCy's tag accuracy.
     """
     check_pairs(gold_docs, pred_docs)
     y_true = [doc_iob2(doc) for doc in gold_docs]
@@ -100,7 +102,10 @@ def score_docs(gold_docs: Sequence[Doc], pred_docs: Sequence[Doc]) -> dict[str, 
         label: {"precision": float(s["p"]), "recall": float(s["r"]), "f1": float(s["f"])}
         for label, s in sorted((spacy_scores.get("ents_per_type") or {}).items())
     }
+    tagged = all(doc.has_annotation("TAG") for doc in [*gold_docs, *pred_docs])
+    tag_scores = {"tag_acc": Scorer.score_token_attr(examples, "tag")["tag_acc"]} if tagged else {}
     return {
+        **tag_scores,
         "conlleval": _seqeval_mode(y_true, y_pred),
         "strict": _seqeval_mode(y_true, y_pred, mode="strict", scheme=IOB2),
         "spacy": {
@@ -174,6 +179,8 @@ def print_report(metrics: dict[str, Any]) -> None:
         "spaCy Scorer ents: P {} R {} F1 {}".format(*_percentages(spacy_scores))
         + (f", {metrics['words_per_second']:.0f} words/s" if "words_per_second" in metrics else "")
     )
+    if "tag_acc" in metrics:
+        msg.info(f"spaCy Scorer tag accuracy: {100 * metrics['tag_acc']:.2f}")
 
 
 def _percentages(row: dict[str, Any]) -> tuple[str, str, str]:

@@ -305,6 +305,13 @@ class BertNER(TrainablePipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, "BertNER.rehearse")
+        if is_listener(self.model):
+            # The frozen copy's listener is no transformer's listener: it would read zeros.
+            raise BertNERError(
+                f"{self.name}: rehearsal needs the standalone architecture "
+                "(spacy_bert_ner.TokenClassifier.v1); a transformer listener cannot keep a "
+                "frozen copy of the shared encoder. Use nlp.replace_listeners first"
+            )
         if self._rehearsal_model is None:
             raise BertNERError(
                 f"{self.name}: nothing to rehearse against; call nlp.resume_training() first "

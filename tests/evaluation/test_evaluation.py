@@ -121,6 +121,16 @@ def test_score_docs_perfect_and_empty() -> None:
     assert nothing["conlleval"]["per_type"] == {}
 
 
+def test_score_docs_adds_tag_accuracy_when_both_sides_are_tagged() -> None:
+    vocab = Vocab()
+    words = ["Peter", "runs", "home"]
+    gold = Doc(vocab, words=words, tags=["NNP", "VBZ", "NN"], ents=["B-PER", "O", "O"])
+    pred = Doc(vocab, words=words, tags=["NNP", "VBZ", "RB"], ents=["B-PER", "O", "O"])
+    assert score_docs([gold], [pred])["tag_acc"] == pytest.approx(2 / 3)
+    untagged = Doc(vocab, words=words, ents=["B-PER", "O", "O"])
+    assert "tag_acc" not in score_docs([gold], [untagged])
+
+
 def test_score_docs_rejects_unpaired_docs() -> None:
     gold = [make_doc(WORDS_2, [])]
     with pytest.raises(BertNERError, match="2 predicted docs"):

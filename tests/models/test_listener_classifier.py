@@ -15,7 +15,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from thinc.api import Adam, NumpyOps, Ragged, fix_random_seed
 
-from spacy_bert_ner.errors import ModelLoadError
+from spacy_bert_ner.errors import BertNERError, ModelLoadError
 from spacy_bert_ner.models.architectures import first_piece
 
 from ..conftest import OLD_ROWS
@@ -153,6 +153,13 @@ def test_replace_listeners_gives_a_standalone_copy(trained_multitask, tmp_path):
     assert ents == [(text, label) for text, label, _ in before[0]]
     scores = [e._.bert_ner_score for e in alone(TEXT).ents]
     assert scores == pytest.approx([score for _, _, score in before[0]], abs=1e-6)
+
+
+def test_rehearsal_asks_for_the_standalone_architecture(trained_multitask):
+    nlp = spacy.load(trained_multitask)
+    nlp.resume_training()
+    with pytest.raises(BertNERError, match="rehearsal needs the standalone architecture"):
+        nlp.get_pipe("bert_ner").rehearse(gold_examples(nlp))
 
 
 def test_add_label_keeps_a_listeners_entities(trained_multitask):
