@@ -42,6 +42,9 @@ from .spans import decode_entities, install_extensions, write_entities
 #: p(O) at most (under 0.2% where p(O) < 0.1). The rows climb the margin in a few dozen
 #: updates; a larger one costs more steps before the type can be predicted at all.
 NEW_TAG_MARGIN = 5.0
+#: Settings in `cfg` that are not saved with the trained model: a loaded pipeline takes them
+#: from its config (and overrides), and `spacy find-threshold` sets them in `cfg` directly.
+UNSAVED_SETTINGS = ("threshold",)
 
 
 @Language.factory(
@@ -53,6 +56,7 @@ NEW_TAG_MARGIN = 5.0
         "spans_key": None,
         "overwrite_ents": True,
         "on_bad_gold": "error",
+        "threshold": 0.0,
         "scorer": {"@scorers": SCORER},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -65,6 +69,7 @@ def make_bert_ner(
     spans_key: str | None,
     overwrite_ents: bool,
     on_bad_gold: str,
+    threshold: float,
     scorer: Callable | None,
 ) -> "BertNER":
     """Create a `bert_ner` pipe.
@@ -82,6 +87,9 @@ def make_bert_ner(
         not predict: "error" stops with the doc and entity named; "skip" leaves the
         entity's tokens out of the loss and logs it once with a running count (warnings for
         the first ten and the 100th, 1000th, ...; debug messages for the others).
+    threshold: the minimum score (`span._.bert_ner_score`, 0-1) of a predicted entity; the
+        tokens of one below it are O. 0 keeps every entity. Trades recall for precision;
+        `spacy find-threshold PIPELINE DEV bert_ner threshold ents_f` chooses it on dev data.
     """
     return BertNER(
         nlp.vocab,
@@ -91,6 +99,7 @@ def make_bert_ner(
         spans_key=spans_key,
         overwrite_ents=overwrite_ents,
         on_bad_gold=on_bad_gold,
+        threshold=threshold,
         scorer=scorer,
     )
 
@@ -108,6 +117,7 @@ class BertNER(TrainablePipe):
         spans_key: str | None = None,
         overwrite_ents: bool = True,
         on_bad_gold: str = "error",
+        threshold: float = 0.0,
         scorer: Callable | None = None,
     ) -> None:
         # A training-time choice, not part of the trained model: kept out of the saved cfg,
@@ -124,6 +134,7 @@ class BertNER(TrainablePipe):
             "scheme": scheme,
             "spans_key": spans_key,
             "overwrite_ents": overwrite_ents,
+            "threshold": _checked_threshold(threshold),
         }
         self._tag_scheme: TagScheme | None = None
         # A frozen copy of the model that `rehearse` pulls toward; `nlp.resume_training()`
@@ -226,7 +237,7 @@ class BertNER(TrainablePipe):
             log_probs = log_softmax(self.model.ops.to_numpy(doc_scores), np)
             write_entities(
                 doc,
-                decode_entities(doc, log_probs, self.tag_scheme),
+                decode_entities(doc, log_probs, self.tag_scheme, self.cfg["threshold"]),
                 spans_key=self.cfg["spans_key"],
                 overwrite=self.cfg["overwrite_ents"],
             )
@@ -337,7 +348,8 @@ class BertNER(TrainablePipe):
                 self.hf_model.save_pretrained(tmp_dir, safe_serialization=True)
                 self.model.attrs["tokenizer"].save_pretrained(tmp_dir)
 
-        writers = {"cfg": lambda p: write_cfg(self.cfg, p), "model": write_model}
+        saved = {key: value for key, value in self.cfg.items() if key not in UNSAVED_SETTINGS}
+        writers = {"cfg": lambda p: write_cfg(saved, p), "model": write_model}
         util.to_disk(path, writers, exclude)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "BertNER":
@@ -358,6 +370,12 @@ class BertNER(TrainablePipe):
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> "BertNER":
         return bytes_to_directory(bytes_data, lambda tmp: self.from_disk(tmp, exclude=exclude))
+
+
+def _checked_threshold(threshold: float) -> float:
+    if not 0.0 <= threshold <= 1.0:
+        raise BertNERError(f"bert_ner: threshold must lie between 0 and 1, not {threshold}")
+    return float(threshold)
 
 
 def _split_rows(rows: Any, like: list[Floats2d], xp: Any) -> list[Floats2d]:
