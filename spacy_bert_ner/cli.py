@@ -262,3 +262,49 @@ def continual(
     run_continual_experiment(
         base_model, new_train, rehearsal_corpus, test, settings, output=output, plot=plot
     )
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def tune(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., help="Training config to search around"),
+    space: Path = typer.Option(
+        Path("configs/search_space.yml"), "--space", help="YAML of dotted config keys and ranges"
+    ),
+    output_dir: Path = typer.Option(
+        Path("training/tune"), "--output", "-o", help="Study, trials table, best.cfg, plot"
+    ),
+    trials: int = typer.Option(20, "--trials", "-n", help="Trials in all (a rerun resumes)"),
+    engine: str = typer.Option(
+        "optuna", "--engine", help="optuna (SQLite study) or ray (Ray Tune)"
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampler"),
+    prune: bool = typer.Option(True, "--prune/--no-prune", help="Stop trials whose dev scores lag"),
+    study_name: str = typer.Option("bert_ner", "--study-name", help="Name of the study"),
+    workers: int = typer.Option(1, "--workers", help="Ray Tune: trials at once"),
+    cpus_per_trial: float = typer.Option(
+        1.0, "--cpus-per-trial", help="Ray Tune: CPUs a trial takes"
+    ),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    """Search hyperparameters: each trial trains CONFIG with the space's keys overridden and
+    is scored by its best dev evaluation. Extra `--section.key value` options (as for
+    `spacy train`: paths, max_steps) apply to every trial."""
+    from spacy.cli._util import parse_config_overrides
+
+    from .experiments.tune import TuneEngine, TuneSettings
+    from .experiments.tune import tune as run_search
+
+    if engine not in {e.value for e in TuneEngine}:
+        raise typer.BadParameter(f"--engine must be optuna or ray, not {engine!r}")
+    settings = TuneSettings(
+        trials=trials,
+        engine=TuneEngine(engine),
+        seed=seed,
+        prune=prune,
+        study_name=study_name,
+        gpu_id=gpu_id,
+        workers=workers,
+        cpus_per_trial=cpus_per_trial,
+    )
+    run_search(config_path, space, output_dir, settings, parse_config_overrides(ctx.args))
