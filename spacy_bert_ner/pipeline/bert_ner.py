@@ -35,6 +35,7 @@ from .losses import log_softmax, rehearsal_kl, token_cross_entropy, tutor_column
 from .scoring import SCORER
 from .serialization import bytes_to_directory, directory_to_bytes, read_cfg, write_cfg
 from .spans import decode_entities, install_extensions, write_entities
+from .throughput import Throughput
 
 #: How far under the "O" logit `add_label` starts a new tag (see `models.head.resize_head`).
 #: Entities never change (any margin > 0 guarantees it); each new tag gets e^-5 (0.7%) of
@@ -140,10 +141,22 @@ class BertNER(TrainablePipe):
         # A frozen copy of the model that `rehearse` pulls toward; `nlp.resume_training()`
         # (and `spacy train` for a sourced component) sets it.
         self._rehearsal_model: Model[list[Doc], list[Floats2d]] | None = None
+        #: Words trained and seconds spent in `update`/`finish_update` (the training logger's).
+        self.throughput = Throughput()
 
     @property
     def on_bad_gold(self) -> str:
         return self._gold_checker.action
+
+    @property
+    def skipped_gold_count(self) -> int:
+        """Bad gold entities that `on_bad_gold = "skip"` has left out of the loss so far."""
+        return len(self._gold_checker.skipped)
+
+    @property
+    def head_lr_scale(self) -> float:
+        """The head's learning-rate multiplier (`model.head_lr_scale`)."""
+        return float(self.model.attrs.get("head_lr_scale", 1.0))
 
     # -- labels and tags -------------------------------------------------------------------
 
@@ -259,13 +272,18 @@ class BertNER(TrainablePipe):
         validate_examples(examples, "BertNER.update")
         if not any(len(eg.predicted) for eg in examples):
             return losses
-        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_scores = self.get_loss(examples, scores)
-        backprop(d_scores)
+        with self.throughput.measure(words=sum(len(eg.predicted) for eg in examples)):
+            scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+            loss, d_scores = self.get_loss(examples, scores)
+            backprop(d_scores)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        with self.throughput.measure():
+            super().finish_update(sgd)
 
     def get_loss(
         self, examples: Iterable[Example], scores: list[Floats2d]
