@@ -308,3 +308,23 @@ def tune(
         cpus_per_trial=cpus_per_trial,
     )
     run_search(config_path, space, output_dir, settings, parse_config_overrides(ctx.args))
+
+
+@app.command(
+    "debug-data", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def debug_data(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., help="Training config whose corpora to check"),
+) -> None:
+    """spaCy's NER data checks for bert_ner pipelines, plus wordpiece ones: gold entities
+    misaligned with the tokenizer, tags the pretrained head lacks, wordpieces and windows per
+    doc. Extra `--section.key value` options override the config (e.g. --paths.train).
+    Exits 1 when something would stop or spoil training."""
+    from spacy.cli._util import parse_config_overrides
+
+    from .training.data_checks import debug_data as check_data
+
+    report = check_data(config_path, parse_config_overrides(ctx.args))
+    if report.n_failures:
+        raise typer.Exit(1)
