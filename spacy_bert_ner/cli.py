@@ -328,3 +328,16 @@ def debug_data(
     report = check_data(config_path, parse_config_overrides(ctx.args))
     if report.n_failures:
         raise typer.Exit(1)
+
+
+@app.command("package-meta")
+def package_meta(
+    template: Path = typer.Argument(..., help="JSON of description, author, license, sources"),
+    metrics: Path = typer.Argument(..., help="Metrics JSON written by `evaluate`"),
+    output: Path = typer.Option(..., "--output", "-o", help="meta.json for spacy package"),
+) -> None:
+    """Write the meta for `spacy package --meta-path`: the template plus the performance the
+    evaluation measured."""
+    from .evaluation.package_meta import write_package_meta
+
+    write_package_meta(template, metrics, output)
