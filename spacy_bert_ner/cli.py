@@ -341,3 +341,21 @@ def package_meta(
     from .evaluation.package_meta import write_package_meta
 
     write_package_meta(template, metrics, output)
+
+
+@app.command("threshold-curve")
+def threshold_curve(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    data_path: Path = typer.Argument(..., help=".spacy DocBin or CoNLL file with gold entities"),
+    output: Path = typer.Option(None, "--output", "-o", help="JSON of the curve"),
+    plot: Path = typer.Option(None, "--plot", help="PNG of the curve"),
+    n_thresholds: int = typer.Option(21, "--n-thresholds", "-n", help="Thresholds over 0-1"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    """Precision, recall and F1 by bert_ner's threshold from one prediction pass (the figures
+    `spacy find-threshold` computes with one pass per threshold), with a plot."""
+    from .evaluation.threshold import write_threshold_curve
+
+    write_threshold_curve(
+        model, data_path, output=output, plot=plot, n_thresholds=n_thresholds, gpu_id=gpu_id
+    )
