@@ -359,3 +359,14 @@ def threshold_curve(
     write_threshold_curve(
         model, data_path, output=output, plot=plot, n_thresholds=n_thresholds, gpu_id=gpu_id
     )
+
+
+@app.command()
+def assets(
+    project_dir: Path = typer.Argument(Path("."), help="Project directory (with project.yml)"),
+) -> None:
+    """`spacy project assets` (skips files with the right md5, downloads the others), with a
+    one-line message naming each file still missing and where to put it."""
+    from .project_assets import fetch_project_assets
+
+    fetch_project_assets(project_dir)
