@@ -285,10 +285,14 @@ def _search_ray(
             tuner = ray_tune.Tuner(
                 resources,
                 tune_config=ray_tune.TuneConfig(
-                    metric=RAY_METRIC,
-                    mode="max",
-                    search_alg=OptunaSearch(space, seed=settings.seed),
-                    scheduler=ASHAScheduler(grace_period=1) if settings.prune else FIFOScheduler(),
+                    search_alg=OptunaSearch(
+                        space, metric=RAY_METRIC, mode="max", seed=settings.seed
+                    ),
+                    scheduler=(
+                        ASHAScheduler(metric=RAY_METRIC, mode="max", grace_period=1)
+                        if settings.prune
+                        else FIFOScheduler()
+                    ),
                     num_samples=settings.trials,
                     max_concurrent_trials=settings.workers,
                 ),

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from spacy_bert_ner.cli import app
 from spacy_bert_ner.errors import BertNERError
 from spacy_bert_ner.experiments.search_space import load_search_space
-from spacy_bert_ner.experiments.tune import TuneSettings, tune
+from spacy_bert_ner.experiments.tune import TuneEngine, TuneSettings, tune
 
 from ..conftest import tiny_examples
 
@@ -102,3 +102,17 @@ def test_a_key_the_config_lacks_is_refused_before_any_trial(tmp_path):
     (tmp_path / "space.yml").write_text("training.no_such_key.rate: [1, 2]")
     with pytest.raises(BertNERError, match="not a key of"):
         tune(REPO / "configs" / "cpu.cfg", tmp_path / "space.yml", tmp_path, TuneSettings())
+
+
+def test_ray_engine_runs_the_same_trials(search, monkeypatch):
+    pytest.importorskip("ray.tune")
+    root, overrides = search
+    # Ray's workers import this checkout's package, as the driver does.
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    settings = TuneSettings(trials=2, engine=TuneEngine.ray, workers=2)
+    records = tune(REPO / "configs" / "cpu.cfg", root / "space.yml", root / "ray", settings,
+                   overrides)  # fmt: skip
+    assert [r.state for r in records] == ["COMPLETE", "COMPLETE"]
+    assert all(len(r.scores) == 3 and r.score == max(r.scores) for r in records)
+    assert {r.params["components.bert_ner.model.max_length"] for r in records} <= {32, 64, 128}
+    assert (root / "ray" / "best.cfg").exists() and (root / "ray" / "search.png").exists()
