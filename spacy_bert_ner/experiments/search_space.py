@@ -55,12 +55,11 @@ def _distribution(path: Path, key: str, value: Any) -> Any:
     except ValueError:
         raise BertNERError(f"{path}: {key}: low, high and step must be numbers") from None
     log = bool(value.get("log", False))
-    numbers = [v for v in (low, high, step) if v is not None]
     if low >= high:
         raise BertNERError(f"{path}: {key}: low ({low}) must be below high ({high})")
     try:
-        if all(isinstance(v, int) for v in numbers):
-            return dist.IntDistribution(low, high, log=log, step=step or 1)
+        if isinstance(low, int) and isinstance(high, int) and isinstance(step or 1, int):
+            return dist.IntDistribution(low, high, log=log, step=int(step or 1))
         return dist.FloatDistribution(float(low), float(high), log=log, step=step)
     except ValueError as err:
         raise BertNERError(f"{path}: {key}: {err}") from None

@@ -300,7 +300,7 @@ def _search_ray(
                     name=settings.study_name, storage_path=str(storage), verbose=0
                 ),
             )
-        results = tuner.fit()
+        results: Any = tuner.fit()
     finally:
         if started_here:
             ray.shutdown()
@@ -399,7 +399,9 @@ def _plot(records: list[TrialRecord], space: dict[str, Any], path: Path) -> None
                 label=state.lower(),
             )
         scored = [r for r in records if r.state == "COMPLETE" and r.score is not None]
-        running = [max(r.score for r in scored if r.number <= n.number) for n in scored]
+        running = [
+            max(float(r.score or 0.0) for r in scored if r.number <= n.number) for n in scored
+        ]
         by_trial.plot([r.number for r in scored], running, drawstyle="steps-post", label="best")
         by_trial.set(
             xlabel="trial", ylabel="dev score (best evaluation)", title="Dev score by trial"

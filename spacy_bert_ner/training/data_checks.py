@@ -134,7 +134,7 @@ def _check_component(
     missing = [tag for tag in tags if pretrained is None or tag not in pretrained]
     # `initialize` sizes the head for every label of the data; a sourced component is not
     # initialized by spacy train and keeps its own labels.
-    known = TagScheme.from_tags(tuple(pretrained), scheme_name).labels if sourced else wanted
+    known = pipe.labels if sourced else wanted
     pipe.model.initialize()  # the pretrained model as the config names it: its tokenizer
     tokenizer = pipe.model.attrs["tokenizer"]
     length = window_length(pipe.model)
