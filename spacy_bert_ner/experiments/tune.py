@@ -139,6 +139,9 @@ def _search_optuna(
     if not study.trials:
         _enqueue_config_values(study, config_path, space)
     _requeue_interrupted(study)
+    max_steps = util.load_config(config_path, overrides=overrides, interpolate=False)["training"][
+        "max_steps"
+    ]
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     remaining = settings.trials - len(study.get_trials(deepcopy=False, states=finished))
     if remaining <= 0:
@@ -148,7 +151,9 @@ def _search_optuna(
 
         def report(score: float, step: int, trial: optuna.Trial = trial) -> None:
             trial.report(score, step)
-            if settings.prune and trial.should_prune():
+            # At the last evaluation the trial is done: pruning it would only lose its value.
+            last = bool(max_steps) and step >= max_steps
+            if settings.prune and not last and trial.should_prune():
                 raise optuna.TrialPruned(f"dev score {score:.4f} at step {step}")
 
         try:
