@@ -113,6 +113,8 @@ def plot_threshold_curve(result: dict[str, Any], path: Path) -> Path:
         by_threshold.set(xlabel="threshold (minimum entity score)", ylabel="%",
                          title="Scores by threshold")  # fmt: skip
         by_threshold.legend()
-        pr.plot([100 * r["recall"] for r in rows], [100 * r["precision"] for r in rows], marker=".")
+        predicted = [r for r in rows if r["entities"]]  # precision is undefined without any
+        pr.plot([100 * r["recall"] for r in predicted], [100 * r["precision"] for r in predicted],
+                marker=".")  # fmt: skip
         pr.set(xlabel="recall %", ylabel="precision %", title="Precision/recall")
     return path
