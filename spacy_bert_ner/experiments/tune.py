@@ -171,7 +171,10 @@ def _search_optuna(
         trial.set_user_attr("seconds", round(result.seconds, 1))
         study.tell(trial, result.score)
         msg.good(f"trial {trial.number}: dev score {result.score:.4f} in {result.seconds:.0f} s")
-    return [_optuna_record(t) for t in study.get_trials(deepcopy=False)]
+    # Queued trials (a rerun's retries) have no values yet: they show once they run.
+    return [
+        _optuna_record(t) for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
+    ]
 
 
 def _enqueue_config_values(study: Any, config_path: Path, space: dict[str, Any]) -> None:
