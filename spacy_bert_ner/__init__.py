@@ -1,15 +1,17 @@
 """spaCy plugin: a Hugging Face BERT token classifier as the `bert_ner` NER component.
 
 Importing the package registers the `bert_ner` factory and the
-`spacy_bert_ner.TokenClassifier.v1` architecture (and the reader, scorer, MiniLM name and
-continual-training callbacks the configs use); spaCy also finds them through the package's
-entry points without this import. Importing changes no process-wide state.
+`spacy_bert_ner.TokenClassifier.v1` architecture (and the reader, scorer, MiniLM name,
+continual-training callbacks and training logger the configs use); spaCy also finds them
+through the package's entry points without this import. Importing changes no process-wide
+state.
 """
 
 from .models.architectures import build_token_classifier, minilm_name
 from .pipeline.bert_ner import BertNER, make_bert_ner
 from .pipeline.scoring import make_scorer
 from .training.callbacks import make_add_labels, make_rehearsal
+from .training.loggers import make_training_logger
 from .training.readers import create_sentence_runs_reader
 
 __all__ = [
@@ -20,5 +22,6 @@ __all__ = [
     "make_bert_ner",
     "make_rehearsal",
     "make_scorer",
+    "make_training_logger",
     "minilm_name",
 ]

@@ -262,3 +262,111 @@ def continual(
     run_continual_experiment(
         base_model, new_train, rehearsal_corpus, test, settings, output=output, plot=plot
     )
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def tune(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., help="Training config to search around"),
+    space: Path = typer.Option(
+        Path("configs/search_space.yml"), "--space", help="YAML of dotted config keys and ranges"
+    ),
+    output_dir: Path = typer.Option(
+        Path("training/tune"), "--output", "-o", help="Study, trials table, best.cfg, plot"
+    ),
+    trials: int = typer.Option(20, "--trials", "-n", help="Trials in all (a rerun resumes)"),
+    engine: str = typer.Option(
+        "optuna", "--engine", help="optuna (SQLite study) or ray (Ray Tune)"
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampler"),
+    prune: bool = typer.Option(True, "--prune/--no-prune", help="Stop trials whose dev scores lag"),
+    study_name: str = typer.Option("bert_ner", "--study-name", help="Name of the study"),
+    workers: int = typer.Option(1, "--workers", help="Ray Tune: trials at once"),
+    cpus_per_trial: float = typer.Option(
+        1.0, "--cpus-per-trial", help="Ray Tune: CPUs a trial takes"
+    ),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    """Search hyperparameters: each trial trains CONFIG with the space's keys overridden and
+    is scored by its best dev evaluation. Extra `--section.key value` options (as for
+    `spacy train`: paths, max_steps) apply to every trial."""
+    from spacy.cli._util import parse_config_overrides
+
+    from .experiments.tune import TuneEngine, TuneSettings
+    from .experiments.tune import tune as run_search
+
+    if engine not in {e.value for e in TuneEngine}:
+        raise typer.BadParameter(f"--engine must be optuna or ray, not {engine!r}")
+    settings = TuneSettings(
+        trials=trials,
+        engine=TuneEngine(engine),
+        seed=seed,
+        prune=prune,
+        study_name=study_name,
+        gpu_id=gpu_id,
+        workers=workers,
+        cpus_per_trial=cpus_per_trial,
+    )
+    run_search(config_path, space, output_dir, settings, parse_config_overrides(ctx.args))
+
+
+@app.command(
+    "debug-data", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def debug_data(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., help="Training config whose corpora to check"),
+) -> None:
+    """spaCy's NER data checks for bert_ner pipelines, plus wordpiece ones: gold entities
+    misaligned with the tokenizer, tags the pretrained head lacks, wordpieces and windows per
+    doc. Extra `--section.key value` options override the config (e.g. --paths.train).
+    Exits 1 when something would stop or spoil training."""
+    from spacy.cli._util import parse_config_overrides
+
+    from .training.data_checks import debug_data as check_data
+
+    report = check_data(config_path, parse_config_overrides(ctx.args))
+    if report.n_failures:
+        raise typer.Exit(1)
+
+
+@app.command("package-meta")
+def package_meta(
+    template: Path = typer.Argument(..., help="JSON of description, author, license, sources"),
+    metrics: Path = typer.Argument(..., help="Metrics JSON written by `evaluate`"),
+    output: Path = typer.Option(..., "--output", "-o", help="meta.json for spacy package"),
+) -> None:
+    """Write the meta for `spacy package --meta-path`: the template plus the performance the
+    evaluation measured."""
+    from .evaluation.package_meta import write_package_meta
+
+    write_package_meta(template, metrics, output)
+
+
+@app.command("threshold-curve")
+def threshold_curve(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    data_path: Path = typer.Argument(..., help=".spacy DocBin or CoNLL file with gold entities"),
+    output: Path = typer.Option(None, "--output", "-o", help="JSON of the curve"),
+    plot: Path = typer.Option(None, "--plot", help="PNG of the curve"),
+    n_thresholds: int = typer.Option(21, "--n-thresholds", "-n", help="Thresholds over 0-1"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    """Precision, recall and F1 by bert_ner's threshold from one prediction pass (the figures
+    `spacy find-threshold` computes with one pass per threshold), with a plot."""
+    from .evaluation.threshold import write_threshold_curve
+
+    write_threshold_curve(
+        model, data_path, output=output, plot=plot, n_thresholds=n_thresholds, gpu_id=gpu_id
+    )
+
+
+@app.command()
+def assets(
+    project_dir: Path = typer.Argument(Path("."), help="Project directory (with project.yml)"),
+) -> None:
+    """`spacy project assets` (skips files with the right md5, downloads the others), with a
+    one-line message naming each file still missing and where to put it."""
+    from .project_assets import fetch_project_assets
+
+    fetch_project_assets(project_dir)

@@ -42,6 +42,7 @@ from .losses import log_softmax, rehearsal_kl, token_cross_entropy, tutor_column
 from .scoring import SCORER
 from .serialization import bytes_to_directory, directory_to_bytes, read_cfg, write_cfg
 from .spans import decode_entities, install_extensions, write_entities
+from .throughput import Throughput
 
 #: How far under the "O" logit `add_label` starts a new tag (see `models.head.resize_head`).
 #: Entities never change (any margin > 0 guarantees it); each new tag gets e^-5 (0.7%) of
@@ -49,6 +50,9 @@ from .spans import decode_entities, install_extensions, write_entities
 #: p(O) at most (under 0.2% where p(O) < 0.1). The rows climb the margin in a few dozen
 #: updates; a larger one costs more steps before the type can be predicted at all.
 NEW_TAG_MARGIN = 5.0
+#: Settings in `cfg` that are not saved with the trained model: a loaded pipeline takes them
+#: from its config (and overrides), and `spacy find-threshold` sets them in `cfg` directly.
+UNSAVED_SETTINGS = ("threshold",)
 
 
 @Language.factory(
@@ -60,6 +64,7 @@ NEW_TAG_MARGIN = 5.0
         "spans_key": None,
         "overwrite_ents": True,
         "on_bad_gold": "error",
+        "threshold": 0.0,
         "scorer": {"@scorers": SCORER},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -72,6 +77,7 @@ def make_bert_ner(
     spans_key: str | None,
     overwrite_ents: bool,
     on_bad_gold: str,
+    threshold: float,
     scorer: Callable | None,
 ) -> "BertNER":
     """Create a `bert_ner` pipe.
@@ -90,6 +96,9 @@ def make_bert_ner(
         not predict: "error" stops with the doc and entity named; "skip" leaves the
         entity's tokens out of the loss and logs it once with a running count (warnings for
         the first ten and the 100th, 1000th, ...; debug messages for the others).
+    threshold: the minimum score (`span._.bert_ner_score`, 0-1) of a predicted entity; the
+        tokens of one below it are O. 0 keeps every entity. Trades recall for precision;
+        `spacy find-threshold PIPELINE DEV bert_ner threshold ents_f` chooses it on dev data.
     """
     return BertNER(
         nlp.vocab,
@@ -99,6 +108,7 @@ def make_bert_ner(
         spans_key=spans_key,
         overwrite_ents=overwrite_ents,
         on_bad_gold=on_bad_gold,
+        threshold=threshold,
         scorer=scorer,
     )
 
@@ -116,6 +126,7 @@ class BertNER(TrainablePipe):
         spans_key: str | None = None,
         overwrite_ents: bool = True,
         on_bad_gold: str = "error",
+        threshold: float = 0.0,
         scorer: Callable | None = None,
     ) -> None:
         # A training-time choice, not part of the trained model: kept out of the saved cfg,
@@ -132,15 +143,28 @@ class BertNER(TrainablePipe):
             "scheme": scheme,
             "spans_key": spans_key,
             "overwrite_ents": overwrite_ents,
+            "threshold": _checked_threshold(threshold),
         }
         self._tag_scheme: TagScheme | None = None
         # A frozen copy of the model that `rehearse` pulls toward; `nlp.resume_training()`
         # (and `spacy train` for a sourced component) sets it.
         self._rehearsal_model: Model[list[Doc], list[Floats2d]] | None = None
+        #: Words trained and seconds spent in `update`/`finish_update` (the training logger's).
+        self.throughput = Throughput()
 
     @property
     def on_bad_gold(self) -> str:
         return self._gold_checker.action
+
+    @property
+    def skipped_gold_count(self) -> int:
+        """Bad gold entities that `on_bad_gold = "skip"` has left out of the loss so far."""
+        return len(self._gold_checker.skipped)
+
+    @property
+    def head_lr_scale(self) -> float:
+        """The head's learning-rate multiplier (`model.head_lr_scale`)."""
+        return float(self.model.attrs.get("head_lr_scale", 1.0))
 
     # -- labels and tags -------------------------------------------------------------------
 
@@ -236,7 +260,7 @@ class BertNER(TrainablePipe):
             log_probs = log_softmax(self.model.ops.to_numpy(doc_scores), np)
             write_entities(
                 doc,
-                decode_entities(doc, log_probs, self.tag_scheme),
+                decode_entities(doc, log_probs, self.tag_scheme, self.cfg["threshold"]),
                 spans_key=self.cfg["spans_key"],
                 overwrite=self.cfg["overwrite_ents"],
             )
@@ -258,13 +282,18 @@ class BertNER(TrainablePipe):
         validate_examples(examples, "BertNER.update")
         if not any(len(eg.predicted) for eg in examples):
             return losses
-        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_scores = self.get_loss(examples, scores)
-        backprop(d_scores)
+        with self.throughput.measure(words=sum(len(eg.predicted) for eg in examples)):
+            scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+            loss, d_scores = self.get_loss(examples, scores)
+            backprop(d_scores)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        with self.throughput.measure():
+            super().finish_update(sgd)
 
     def get_loss(
         self, examples: Iterable[Example], scores: list[Floats2d]
@@ -349,8 +378,9 @@ class BertNER(TrainablePipe):
         evaluation, and a run killed during that write must still leave a model to resume from.
         """
 
+        saved = {key: value for key, value in self.cfg.items() if key not in UNSAVED_SETTINGS}
         writers = {
-            "cfg": lambda p: write_cfg(self.cfg, p),
+            "cfg": lambda p: write_cfg(saved, p),
             "model": lambda p: save_model(self.model, p),
         }
         util.to_disk(path, writers, exclude)
@@ -371,6 +401,12 @@ class BertNER(TrainablePipe):
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> "BertNER":
         return bytes_to_directory(bytes_data, lambda tmp: self.from_disk(tmp, exclude=exclude))
+
+
+def _checked_threshold(threshold: float) -> float:
+    if not 0.0 <= threshold <= 1.0:
+        raise BertNERError(f"bert_ner: threshold must lie between 0 and 1, not {threshold}")
+    return float(threshold)
 
 
 def _split_rows(rows: Any, like: list[Floats2d], xp: Any) -> list[Floats2d]:

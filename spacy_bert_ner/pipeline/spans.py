@@ -24,13 +24,20 @@ def install_extensions() -> None:
         Span.set_extension(SCORE_EXTENSION, default=None)
 
 
-def decode_entities(doc: Doc, log_probs: np.ndarray, scheme: TagScheme) -> list[tuple[Span, float]]:
+def decode_entities(
+    doc: Doc, log_probs: np.ndarray, scheme: TagScheme, threshold: float = 0.0
+) -> list[tuple[Span, float]]:
     """The well-formed entities of one doc from its tokens' tag log-probabilities, each with
-    its score. Windows cross sentences for context, but entities stay inside one."""
+    its score, leaving out those scored under `threshold`. Windows cross sentences for
+    context, but entities stay inside one."""
     sent_starts = doc.to_array("SENT_START") == 1 if doc.has_annotation("SENT_START") else None
     tag_ids = scheme.decode(log_probs, sent_starts)
     entities = scheme.entities(tag_ids, np.exp(log_probs), sent_starts)
-    return [(Span(doc, start, end, label=label), score) for start, end, label, score in entities]
+    return [
+        (Span(doc, start, end, label=label), score)
+        for start, end, label, score in entities
+        if score >= threshold
+    ]
 
 
 def write_entities(

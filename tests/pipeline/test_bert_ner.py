@@ -676,3 +676,37 @@ def test_factory_default_model_is_the_architecture_with_its_defaults():
     assert block["@architectures"] == "spacy_bert_ner.TokenClassifier.v1"
     assert block["name"] == "bert-base-cased"
     assert block["head_lr_scale"] == 1.0 and block["case_feature"] is False
+
+
+def test_threshold_drops_entities_scored_under_it_and_leaves_their_tokens_outside(tiny_bert):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_ner", config={"model": str(tiny_bert)})
+    everything = ents(nlp(TEXT))
+    scores = sorted(score for *_, score in everything)
+    assert len(set(scores)) >= 2, "the tiny model's entities have different scores"
+    cut = (scores[0] + scores[1]) / 2
+    nlp.get_pipe("bert_ner").cfg["threshold"] = cut  # as `spacy find-threshold` sets it
+    doc = nlp(TEXT)
+    assert ents(doc) == [e for e in everything if e[3] >= cut]
+    dropped = [e for e in everything if e[3] < cut]
+    for start, end, *_ in dropped:
+        assert all(token.ent_iob_ == "O" for token in doc[start:end])
+
+
+def test_threshold_comes_from_the_config_not_from_the_saved_pipeline(tiny_bert, tmp_path):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_ner", config={"model": str(tiny_bert), "threshold": 0.5})
+    nlp.to_disk(tmp_path / "p")
+    assert "threshold" not in json.loads((tmp_path / "p" / "bert_ner" / "cfg").read_text())
+    assert spacy.load(tmp_path / "p").get_pipe("bert_ner").cfg["threshold"] == 0.5
+    override = {"components": {"bert_ner": {"threshold": 1.0}}}
+    strict = spacy.load(tmp_path / "p", config=override)
+    assert strict.get_pipe("bert_ner").cfg["threshold"] == 1.0
+    assert not strict(TEXT).ents
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5])
+def test_threshold_outside_zero_one_is_refused(tiny_bert, threshold):
+    nlp = spacy.blank("en")
+    with pytest.raises(BertNERError, match="threshold must lie between 0 and 1"):
+        nlp.add_pipe("bert_ner", config={"model": str(tiny_bert), "threshold": threshold})

@@ -1,0 +1,252 @@
+"""`debug-data`: the NER checks `spacy debug data` runs for a `ner` component, for `bert_ner`,
+plus what only a wordpiece model meets.
+
+`spacy debug data` runs its NER section only for components made by the `ner` factory (and
+stops at the first bad gold entity when it initializes a `bert_ner` whose `on_bad_gold` is
+"error"), so this command reads the config's corpora itself and reuses spaCy's own helpers
+(`_compile_gold`, `_get_examples_without_label`) for its checks: label counts, labels with few
+examples or no doc without them, entities on whitespace tokens or crossing a sentence start.
+Then, per `bert_ner` component: the gold entities `on_bad_gold` would meet (misaligned with
+the tokenizer, or of a type the head lacks), the tags the pretrained head lacks (a new head,
+or rows `initialize` adds), and wordpieces and windows per doc against the window length.
+"""
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from spacy import util
+from spacy.cli.debug_data import (
+    NEW_LABEL_THRESHOLD,
+    _compile_gold,
+    _format_labels,
+    _get_examples_without_label,
+)
+from spacy.schemas import ConfigSchemaTraining
+from spacy.training import Example
+from spacy.util import registry, resolve_dot_names
+from wasabi import Printer
+
+from ..errors import BertNERError, one_line
+from ..models.model_api import is_listener
+from ..models.token_classifier import model_tags, window_length
+from ..models.windows import SpecialTokens, window_starts
+from ..pipeline.bert_ner import BertNER
+from ..pipeline.gold import bad_gold_entities, gold_view, labels_in
+from ..tags import TagScheme
+
+#: How many bad gold entities the report names (all are counted).
+SHOWN = 10
+
+
+@dataclass
+class ComponentReport:
+    """What one `bert_ner` component would meet in the training data."""
+
+    name: str
+    head_tags: list[str] | None
+    missing_tags: list[str]
+    bad_gold: list[str]
+    n_bad_gold: int
+    window_length: int
+    stride: int
+    pieces_per_doc: list[int] = field(default_factory=list)
+    windows_per_doc: list[int] = field(default_factory=list)
+
+
+@dataclass
+class DataReport:
+    n_train: int
+    n_dev: int
+    label_counts: Counter
+    missing_values: int
+    whitespace_entities: int
+    sentence_crossing_entities: int
+    low_count_labels: dict[str, int]
+    labels_in_every_doc: list[str]
+    components: list[ComponentReport]
+
+    @property
+    def n_failures(self) -> int:
+        errors = sum(c.n_bad_gold for c in self.components)
+        return self.whitespace_entities + errors
+
+
+def debug_data(
+    config_path: Path, overrides: dict[str, Any] | None = None, *, printer: Printer | None = None
+) -> DataReport:
+    """Check the corpora of `config_path` (with `overrides`) and print what was found."""
+    msg = printer or Printer()
+    try:
+        config = util.load_config(config_path, overrides=overrides or {})
+        nlp = util.load_model_from_config(config, auto_fill=True)
+        training = registry.resolve(
+            nlp.config.interpolate()["training"], schema=ConfigSchemaTraining
+        )
+        train_corpus, dev_corpus = resolve_dot_names(
+            nlp.config.interpolate(), [training["train_corpus"], training["dev_corpus"]]
+        )
+        train = list(train_corpus(nlp))
+        dev = list(dev_corpus(nlp))
+    except (OSError, ValueError) as err:
+        raise BertNERError(
+            f"{config_path}: cannot read the config or its corpora ({one_line(err)})"
+        ) from None
+    pipes = [(name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, BertNER)]
+    if not pipes:
+        raise BertNERError(f"{config_path}: no bert_ner component in the pipeline")
+    for name, pipe in pipes:
+        if is_listener(pipe.model):
+            # Its wordpieces are the upstream transformer's (spacy-transformers' spans).
+            raise BertNERError(
+                f"{config_path}: {name} listens to a shared transformer; debug-data checks the "
+                "standalone architecture's windows. Run `spacy debug data` for the transformer"
+            )
+    gold = _compile_gold(train, ["ner"], nlp, make_proj=False)
+    counts: Counter = gold["ner"]
+    labels = sorted(label for label in counts if label not in ("-", "O", "") and label)
+    low = {label: counts[label] for label in labels if counts[label] <= NEW_LABEL_THRESHOLD}
+    report = DataReport(
+        n_train=len(train),
+        n_dev=len(dev),
+        label_counts=Counter({label: counts[label] for label in labels}),
+        missing_values=counts["-"],
+        whitespace_entities=gold["ws_ents"],
+        sentence_crossing_entities=gold["boundary_cross_ents"],
+        low_count_labels=low,
+        labels_in_every_doc=[
+            label for label in low if _get_examples_without_label(train, label, "ner") == 0
+        ],
+        components=[
+            _check_component(name, pipe, train, "source" in nlp.config["components"][name])
+            for name, pipe in pipes
+        ],
+    )
+    print_report(report, msg)
+    return report
+
+
+def _check_component(
+    name: str, pipe: BertNER, examples: Sequence[Example], sourced: bool
+) -> ComponentReport:
+    pretrained = model_tags(pipe.model)
+    spans_key = pipe.cfg["spans_key"]
+    wanted = sorted({*labels_in(examples, spans_key), *pipe.cfg["labels"]})
+    scheme_name = pipe.cfg["scheme"]
+    if pretrained is not None:
+        scheme_name = TagScheme.from_tags(tuple(pretrained), scheme_name).name
+    tags = TagScheme.from_labels(wanted, scheme_name or "IOB2").tags
+    missing = [tag for tag in tags if pretrained is None or tag not in pretrained]
+    # `initialize` sizes the head for every label of the data; a sourced component is not
+    # initialized by spacy train and keeps its own labels.
+    known = pipe.labels if sourced else wanted
+    pipe.model.initialize()  # the pretrained model as the config names it: its tokenizer
+    tokenizer = pipe.model.attrs["tokenizer"]
+    length = window_length(pipe.model)
+    width = length - len(SpecialTokens.of(tokenizer))
+    stride = pipe.model.attrs["stride"]
+    stride = width // 4 if stride is None else stride
+    backend = tokenizer.backend_tokenizer
+    backend.no_truncation()
+    backend.no_padding()
+    encodings = backend.encode_batch(
+        [[t.text for t in eg.predicted] for eg in examples],
+        is_pretokenized=True,
+        add_special_tokens=False,
+    )
+    pieces = [len(e.ids) for e in encodings]
+    # Labels the component will have after initialize: bad gold is then only misalignment
+    # (and, for a pretrained head that keeps its labels, the types it lacks).
+    known = (
+        wanted
+        if pretrained is None or missing
+        else TagScheme.from_tags(tuple(pretrained), pipe.cfg["scheme"]).labels
+    )
+    bad: list[str] = []
+    n_bad = 0
+    for index, example in enumerate(examples):
+        view = gold_view(example, spans_key, index)
+        for entity, problem in bad_gold_entities(view, view.get_aligned_ner(), known):
+            n_bad += 1
+            if len(bad) < SHOWN:
+                bad.append(f"training example {index}: {entity.text!r} ({entity.label_}) {problem}")
+    return ComponentReport(
+        name=name,
+        head_tags=pretrained,
+        missing_tags=list(missing),
+        bad_gold=bad,
+        n_bad_gold=n_bad,
+        window_length=length,
+        stride=stride,
+        pieces_per_doc=pieces,
+        windows_per_doc=[len(window_starts(n, width, stride)) for n in pieces],
+    )
+
+
+def print_report(report: DataReport, msg: Printer) -> None:
+    msg.divider("Named Entity Recognition (spaCy's checks)")
+    msg.text(f"{report.n_train} training docs, {report.n_dev} evaluation docs")
+    msg.info(
+        f"{len(report.label_counts)} label(s): "
+        + _format_labels(report.label_counts.most_common(), counts=True)
+    )
+    msg.text(f"{report.missing_values} missing value(s) (tokens with '-' label)")
+    if report.whitespace_entities:
+        msg.fail(
+            f"{report.whitespace_entities} entity span(s) starting or ending on a whitespace token"
+        )
+    else:
+        msg.good("No entities consisting of or starting/ending with whitespace")
+    if report.sentence_crossing_entities:
+        msg.warn(f"{report.sentence_crossing_entities} entity span(s) crossing sentence boundaries")
+    else:
+        msg.good("No entities crossing sentence boundaries")
+    for label, count in report.low_count_labels.items():
+        msg.warn(f"Low number of examples for label '{label}' ({count})")
+    for label in report.labels_in_every_doc:
+        msg.warn(f"No examples for texts WITHOUT new label '{label}'")
+    if not report.low_count_labels:
+        msg.good("Good amount of examples for all labels")
+    for component in report.components:
+        _print_component(component, msg)
+
+
+def _print_component(c: ComponentReport, msg: Printer) -> None:
+    msg.divider(f"bert_ner: {c.name}")
+    if c.head_tags is None:
+        msg.info(
+            "The pretrained model has no head: initialize gives it one for "
+            f"{len(c.missing_tags)} tags"
+        )
+    elif c.missing_tags:
+        msg.warn(
+            f"Tags the pretrained head lacks ({len(c.missing_tags)}; initialize adds their "
+            f"rows, a sourced component cannot learn them): {', '.join(c.missing_tags)}"
+        )
+    else:
+        msg.good("The pretrained head has every tag of the data")
+    if c.n_bad_gold:
+        msg.fail(
+            f"{c.n_bad_gold} gold entities that on_bad_gold would meet "
+            '("error" stops on the first, "skip" leaves them out of the loss)'
+        )
+        for line in c.bad_gold:
+            msg.text(f"  {line}")
+    else:
+        msg.good("Every gold entity aligns with the tokenizer")
+    if c.pieces_per_doc:
+        pieces = np.asarray(c.pieces_per_doc)
+        windows = np.asarray(c.windows_per_doc)
+        width = c.window_length
+        over = int((windows > 1).sum())
+        msg.info(
+            f"Wordpieces per doc: mean {pieces.mean():.0f}, median {np.median(pieces):.0f}, "
+            f"max {pieces.max()}; window length {width} (stride {c.stride})"
+        )
+        msg.info(
+            f"Windows per doc: mean {windows.mean():.2f}, max {windows.max()}; {over} of "
+            f"{len(windows)} docs need more than one window (strided, nothing is truncated)"
+        )
