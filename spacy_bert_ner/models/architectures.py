@@ -12,6 +12,7 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d
 
+from .onnx_backend import check_backend
 from .token_classifier import forward, init, resize_output
 
 TOKEN_CLASSIFIER = "spacy_bert_ner.TokenClassifier.v1"
@@ -29,6 +30,8 @@ def build_token_classifier(
     int8: bool = False,
     head_lr_scale: float = 1.0,
     case_feature: bool = False,
+    backend: str = "torch",
+    threads: int | None = None,
 ) -> Model[list[Doc], list[Floats2d]]:
     """A Hugging Face `*ForTokenClassification` model over strided wordpiece windows.
 
@@ -50,7 +53,14 @@ def build_token_classifier(
     case_feature: give an encoder that has none case embeddings (`add_case_embeddings`): the
         letter case of each word, which an uncased vocabulary loses. A model saved with them
         uses them whatever this says.
+    backend: "torch", or "onnxruntime" for CPU inference through an ONNX graph of the same
+        model (exported when the pipeline is saved, or at load when none is saved); `int8`
+        applies to both. Training needs "torch".
+    threads: onnxruntime's intra-op threads; None follows torch's thread count when the
+        session starts (what the process, the service or a forked worker set). torch's own
+        threads are a process-wide setting that a component leaves to its host.
     """
+    check_backend(backend)
     return Model(
         "bert_token_classifier",
         forward,
@@ -66,6 +76,8 @@ def build_token_classifier(
             "int8": int8,
             "head_lr_scale": head_lr_scale,
             "case_feature": case_feature,
+            "backend": backend,
+            "threads": threads,
             "hf_model": None,
             "tokenizer": None,
             "resize_output": resize_output,

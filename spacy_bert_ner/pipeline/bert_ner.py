@@ -28,7 +28,13 @@ from ..models.architectures import build_token_classifier, default_model_config
 from ..models.head import tag_names
 from ..models.hf_loading import load_pretrained
 from ..models.runtime import limit_threads_in_forked_children
-from ..models.token_classifier import get_hf_model, has_transformer, model_tags, set_transformer
+from ..models.token_classifier import (
+    get_hf_model,
+    has_transformer,
+    model_tags,
+    save_runtime,
+    set_transformer,
+)
 from ..tags import TagScheme, tags_for_head
 from .gold import GoldChecker, gold_view, labels_in
 from .losses import log_softmax, rehearsal_kl, token_cross_entropy, tutor_columns
@@ -327,6 +333,7 @@ class BertNER(TrainablePipe):
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
         """Write `cfg` and `model` (see `serialization`); either can be left out by `exclude`.
+        The model directory also holds the ONNX graph when the backend is onnxruntime.
 
         Every file is replaced whole (see `io`): `spacy train` rewrites model-last at each
         evaluation, and a run killed during that write must still leave a model to resume from.
@@ -336,6 +343,7 @@ class BertNER(TrainablePipe):
             with atomic_files(model_path) as tmp_dir:
                 self.hf_model.save_pretrained(tmp_dir, safe_serialization=True)
                 self.model.attrs["tokenizer"].save_pretrained(tmp_dir)
+                save_runtime(self.model, tmp_dir)
 
         writers = {"cfg": lambda p: write_cfg(self.cfg, p), "model": write_model}
         util.to_disk(path, writers, exclude)
@@ -346,7 +354,7 @@ class BertNER(TrainablePipe):
         def read_model(model_path: Path) -> None:
             if not model_path.is_dir():
                 raise ModelLoadError(f"{model_path}: missing; the saved pipeline is incomplete")
-            set_transformer(self.model, *load_pretrained(model_path))
+            set_transformer(self.model, *load_pretrained(model_path), graph_dir=model_path)
 
         readers = {"cfg": lambda p: self.cfg.update(read_cfg(p, self.cfg)), "model": read_model}
         util.from_disk(path, readers, exclude)
