@@ -102,7 +102,7 @@ def _quantize(graph: Any) -> Any:
     onnx, _ = _import_onnx()
     from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
-    keep = [node.name for node in graph.graph.node if FP32_LAYER in node.name]
+    keep = fp32_nodes(graph)
     with tempfile.TemporaryDirectory(prefix="bert_ner_onnx_") as tmp:
         source, prepared = Path(tmp) / "fp32.onnx", Path(tmp) / "prepared.onnx"
         target = Path(tmp) / "int8.onnx"
@@ -118,6 +118,11 @@ def _quantize(graph: Any) -> Any:
             nodes_to_exclude=keep,
         )
         return onnx.load(str(target))
+
+
+def fp32_nodes(graph: Any) -> list[str]:
+    """The nodes int8 leaves in fp32: those of the first encoder layer."""
+    return [node.name for node in graph.graph.node if FP32_LAYER in node.name]
 
 
 def write_graph(graph: bytes, path: Path) -> None:
