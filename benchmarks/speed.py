@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,9 +29,28 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONLL = REPO.parent / "shared" / "data" / "conll2003" / "eng.testb"
-DEFAULT_SYSTEMS = ("raw", "fp32", "int8", "hf", "hfpipe", "trf")
-# rawseq: the raw forward pass in input-order batches (padded like nlp.pipe's), on request.
-ALL_SYSTEMS = (*DEFAULT_SYSTEMS, "rawseq")
+DEFAULT_SYSTEMS = (
+    "raw",
+    "rawseq",
+    "fp32",
+    "int8",
+    "ort",
+    "ortint8",
+    "hf",
+    "optimum",
+    "hfpipe",
+    "trf",
+)
+ALL_SYSTEMS = DEFAULT_SYSTEMS
+#: Systems that run through nlp.pipe, timed at every --pipe-batches size.
+SPACY_SYSTEMS = ("fp32", "int8", "ort", "ortint8", "hfpipe", "trf")
+#: bert_ner systems: (int8, backend).
+BERT_NER_SYSTEMS = {
+    "fp32": (False, "torch"),
+    "int8": (True, "torch"),
+    "ort": (False, "onnxruntime"),
+    "ortint8": (True, "onnxruntime"),
+}
 CONLL_TAGS = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 DOC_SIZES = (1_000, 10_000, 100_000)
 
@@ -117,7 +137,9 @@ def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 # sentences in batches and returns spaCy Docs (for --accuracy) or None. Setup is not timed.
 
 
-def bert_ner_nlp(model_dir: Path, batch_size: int, int8: bool = False) -> Any:
+def bert_ner_nlp(
+    model_dir: Path, batch_size: int, int8: bool = False, backend: str = "torch"
+) -> Any:
     import spacy
 
     import spacy_bert_ner  # noqa: F401  (registers the factory)
@@ -126,6 +148,7 @@ def bert_ner_nlp(model_dir: Path, batch_size: int, int8: bool = False) -> Any:
         "name": str(model_dir),
         "window_batch_size": batch_size,
         "int8": int8,
+        "backend": backend,
     }
     nlp = spacy.blank("en")
     nlp.add_pipe("bert_ner", config={"model": model_config})
@@ -141,16 +164,19 @@ def pipe_docs(nlp: Any, sents: Sentences, batch_size: int) -> list[Any]:
     return list(nlp.pipe(docs, batch_size=batch_size))
 
 
-def setup_raw(
-    args: argparse.Namespace, model_dir: Path, sort: bool = True
-) -> Callable[[Sentences], None]:
+#: What a system's setup returns: `run(sentences, pipe_batch)`; pipe_batch only matters to
+#: the spaCy systems (the others batch by --batch-size whatever it is).
+Runner = Callable[[Sentences, int], Any]
+
+
+def setup_raw(args: argparse.Namespace, model_dir: Path, sort: bool = True) -> Runner:
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, use_fast=True)
     model = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
 
-    def run(sents: Sentences) -> None:
+    def run(sents: Sentences, pipe_batch: int) -> None:
         # Globally length-sorted (characters as a proxy for wordpieces): the least padding.
         order = list(range(len(sents.words)))
         if sort:
@@ -168,17 +194,17 @@ def setup_raw(
     return run
 
 
-def setup_fp32(args: argparse.Namespace, model_dir: Path) -> Callable[[Sentences], list[Any]]:
-    nlp = bert_ner_nlp(model_dir, args.batch_size)
-    return lambda sents: pipe_docs(nlp, sents, args.pipe_batch)
+def setup_bert_ner(name: str) -> Callable[[argparse.Namespace, Path], Runner]:
+    int8, backend = BERT_NER_SYSTEMS[name]
+
+    def setup(args: argparse.Namespace, model_dir: Path) -> Runner:
+        nlp = bert_ner_nlp(model_dir, args.batch_size, int8=int8, backend=backend)
+        return lambda sents, pipe_batch: pipe_docs(nlp, sents, pipe_batch)
+
+    return setup
 
 
-def setup_int8(args: argparse.Namespace, model_dir: Path) -> Callable[[Sentences], list[Any]]:
-    nlp = bert_ner_nlp(model_dir, args.batch_size, int8=True)
-    return lambda sents: pipe_docs(nlp, sents, args.pipe_batch)
-
-
-def setup_hf(args: argparse.Namespace, model_dir: Path) -> Callable[[Sentences], None]:
+def setup_hf(args: argparse.Namespace, model_dir: Path) -> Runner:
     from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
     hf_pipe = pipeline(
@@ -190,13 +216,40 @@ def setup_hf(args: argparse.Namespace, model_dir: Path) -> Callable[[Sentences],
         batch_size=args.batch_size,
     )
 
-    def run(sents: Sentences) -> None:
+    def run(sents: Sentences, pipe_batch: int) -> None:
         list(hf_pipe([" ".join(words) for words in sents.words]))
 
     return run
 
 
-def setup_hfpipe(args: argparse.Namespace, model_dir: Path) -> Callable[[Sentences], list[Any]]:
+def setup_optimum(args: argparse.Namespace, model_dir: Path) -> Runner:
+    """optimum's ONNX Runtime token-classification pipeline, as its docs show it: the model
+    exported by optimum (fp32), the session on --threads intra-op threads."""
+    import onnxruntime
+    from optimum.onnxruntime import ORTModelForTokenClassification
+    from optimum.onnxruntime import pipeline as ort_pipeline
+    from transformers import AutoTokenizer
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    model = ORTModelForTokenClassification.from_pretrained(
+        model_dir, export=True, session_options=options
+    )
+    hf_pipe = ort_pipeline(
+        "token-classification",
+        model=model,
+        tokenizer=AutoTokenizer.from_pretrained(model_dir, use_fast=True),
+        aggregation_strategy="first",
+        batch_size=args.batch_size,
+    )
+
+    def run(sents: Sentences, pipe_batch: int) -> None:
+        list(hf_pipe([" ".join(words) for words in sents.words]))
+
+    return run
+
+
+def setup_hfpipe(args: argparse.Namespace, model_dir: Path) -> Runner:
     import spacy
     import spacy_huggingface_pipelines  # noqa: F401  (registers hf_token_pipe)
 
@@ -209,10 +262,10 @@ def setup_hfpipe(args: argparse.Namespace, model_dir: Path) -> Callable[[Sentenc
             "kwargs": {"batch_size": args.batch_size},
         },
     )
-    return lambda sents: pipe_docs(nlp, sents, args.batch_size)
+    return lambda sents, pipe_batch: pipe_docs(nlp, sents, pipe_batch)
 
 
-def setup_trf(args: argparse.Namespace, model_dir: Path) -> Callable[[Sentences], list[Any]]:
+def setup_trf(args: argparse.Namespace, model_dir: Path) -> Runner:
     import spacy
     import spacy_transformers  # noqa: F401
 
@@ -261,24 +314,27 @@ def setup_trf(args: argparse.Namespace, model_dir: Path) -> Callable[[Sentences]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nlp.initialize()
-    return lambda sents: pipe_docs(nlp, sents, args.batch_size)
+    return lambda sents, pipe_batch: pipe_docs(nlp, sents, pipe_batch)
 
 
-SETUPS: dict[str, Callable[[argparse.Namespace, Path], Callable[[Sentences], Any]]] = {
+SETUPS: dict[str, Callable[[argparse.Namespace, Path], Runner]] = {
     "raw": setup_raw,
     "rawseq": lambda args, model_dir: setup_raw(args, model_dir, sort=False),
-    "fp32": setup_fp32,
-    "int8": setup_int8,
+    **{name: setup_bert_ner(name) for name in BERT_NER_SYSTEMS},
     "hf": setup_hf,
+    "optimum": setup_optimum,
     "hfpipe": setup_hfpipe,
     "trf": setup_trf,
 }
 DESCRIPTIONS = {
     "raw": "raw forward (HF tokenizer + model + argmax)",
     "rawseq": "raw forward, batches in input order",
-    "fp32": "bert_ner fp32 (nlp.pipe)",
-    "int8": "bert_ner int8 (nlp.pipe)",
+    "fp32": "bert_ner torch fp32",
+    "int8": "bert_ner torch int8",
+    "ort": "bert_ner onnxruntime fp32",
+    "ortint8": "bert_ner onnxruntime int8",
     "hf": "transformers pipeline (first)",
+    "optimum": "optimum ORT pipeline (first)",
     "hfpipe": "spacy-huggingface-pipelines",
     "trf": "spacy-transformers + ner",
 }
@@ -287,35 +343,67 @@ DESCRIPTIONS = {
 @dataclass
 class Result:
     system: str
-    seconds: float | None = None
+    pipe_batch: int | None = None  # None: not a spaCy system, no nlp.pipe batch
+    runs: list[float] = field(default_factory=list)  # seconds of each timed run
     words: int = 0
     docs: list[Any] | None = field(default=None, repr=False)
     error: str | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        return statistics.median(self.runs) if self.runs else None
 
     @property
     def words_per_s(self) -> float | None:
         return self.words / self.seconds if self.seconds else None
 
 
-def run_system(
-    name: str, args: argparse.Namespace, model_dir: Path, sents: Sentences
-) -> tuple[Result, Callable[[Sentences], Any] | None]:
-    print(f"[{name}] setting up", flush=True)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            run = SETUPS[name](args, model_dir)
-            run(sents.head(args.warmup))
-            start = time.perf_counter()
-            out = run(sents)
-            seconds = time.perf_counter() - start
-    except Exception as err:  # an optional system failing must not stop the others
-        print(f"[{name}] FAILED: {type(err).__name__}: {err}", flush=True)
-        if args.verbose:
-            traceback.print_exc()
-        return Result(name, error=f"{type(err).__name__}: {err}"), None
-    print(f"[{name}] {sents.n_words} words in {seconds:.2f} s", flush=True)
-    return Result(name, seconds=seconds, words=sents.n_words, docs=out), run
+def run_systems(args: argparse.Namespace, model_dir: Path, sents: Sentences) -> list[Result]:
+    """Set every system up, then time them round after round (--repeats), so that a noisy
+    spell of the machine hits every system instead of one; a system's figure is its median."""
+    runners: dict[str, Runner] = {}
+    results: list[Result] = []
+    for name in args.systems:
+        pipe_batches = args.pipe_batches if name in SPACY_SYSTEMS else [None]
+        print(f"[{name}] setting up", flush=True)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                runners[name] = SETUPS[name](args, model_dir)
+                for pipe_batch in pipe_batches:
+                    runners[name](sents.head(args.warmup), pipe_batch or args.batch_size)
+        except Exception as err:  # an optional system failing must not stop the others
+            print(f"[{name}] FAILED: {type(err).__name__}: {err}", flush=True)
+            if args.verbose:
+                traceback.print_exc()
+            results.extend(
+                Result(name, b, error=f"{type(err).__name__}: {err}") for b in pipe_batches
+            )
+            continue
+        results.extend(Result(name, b, words=sents.n_words) for b in pipe_batches)
+    for round_no in range(1, args.repeats + 1):
+        for result in results:
+            if result.error is not None:
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    start = time.perf_counter()
+                    out = runners[result.system](sents, result.pipe_batch or args.batch_size)
+                    result.runs.append(time.perf_counter() - start)
+            except Exception as err:
+                print(f"[{result.system}] FAILED: {type(err).__name__}: {err}", flush=True)
+                if args.verbose:
+                    traceback.print_exc()
+                result.error = f"{type(err).__name__}: {err}"
+                continue
+            result.docs = out
+            print(
+                f"[{result.system} pipe {result.pipe_batch or '-'}] round {round_no}: "
+                f"{result.runs[-1]:.2f} s",
+                flush=True,
+            )
+    return results
 
 
 def padding_summary(model_dir: Path, sents: Sentences, batch_size: int) -> str:
@@ -346,24 +434,78 @@ def padding_summary(model_dir: Path, sents: Sentences, batch_size: int) -> str:
 
 
 def print_speed_table(results: list[Result], args: argparse.Namespace, sents: Sentences) -> None:
-    raw_wps = next((r.words_per_s for r in results if r.system == "raw" and r.words_per_s), None)
+    def wps_of(system: str, pipe_batch: int | None = None) -> float | None:
+        return next(
+            (
+                r.words_per_s
+                for r in results
+                if r.system == system and r.pipe_batch == pipe_batch and r.words_per_s
+            ),
+            None,
+        )
+
+    raw_wps, rawseq_wps = wps_of("raw"), wps_of("rawseq")
     print()
     print(
-        f"Speed: {len(sents.words)} sentences, {sents.n_words} words, batch {args.batch_size}, "
-        f"{args.threads} torch threads"
+        f"Speed: {len(sents.words)} sentences, {sents.n_words} words, forward batches of "
+        f"{args.batch_size}, {args.threads} threads, median of {args.repeats} runs; CPU: "
+        f"{cpu_model()}"
     )
-    header = f"{'system':<8} {'description':<44} {'seconds':>8} {'words/s':>9} {'x raw':>7}"
+    print(
+        "  x raw: words/s over the length-sorted raw forward pass; x rawseq: over the raw "
+        "forward pass in input order; x fp32: over bert_ner torch fp32 at the same pipe batch"
+    )
+    header = (
+        f"{'system':<8} {'description':<44} {'pipe':>5} {'seconds':>8} {'min-max':>11} "
+        f"{'words/s':>8} {'x raw':>6} {'x rawseq':>8} {'x fp32':>6}"
+    )
     print(header)
     print("-" * len(header))
+
+    def ratio(value: float, base: float | None) -> str:
+        return f"{value / base:.2f}" if base else "-"
+
     for r in results:
         wps = r.words_per_s
+        pipe = str(r.pipe_batch) if r.pipe_batch is not None else "-"
         if r.error is not None or wps is None or r.seconds is None:
-            print(f"{r.system:<8} {DESCRIPTIONS[r.system]:<44} failed: {(r.error or '')[:60]}")
+            print(
+                f"{r.system:<8} {DESCRIPTIONS[r.system]:<44} {pipe:>5} "
+                f"failed: {(r.error or '')[:60]}"
+            )
             continue
-        share = f"{wps / raw_wps:.2f}" if raw_wps else "-"
+        spread = f"{min(r.runs):.2f}-{max(r.runs):.2f}"
+        fp32 = wps_of("fp32", r.pipe_batch) if r.pipe_batch is not None else None
         print(
-            f"{r.system:<8} {DESCRIPTIONS[r.system]:<44} {r.seconds:>8.2f} {wps:>9.0f} {share:>7}"
+            f"{r.system:<8} {DESCRIPTIONS[r.system]:<44} {pipe:>5} {r.seconds:>8.2f} "
+            f"{spread:>11} {wps:>8.0f} {ratio(wps, raw_wps):>6} {ratio(wps, rawseq_wps):>8} "
+            f"{ratio(wps, fp32):>6}"
         )
+
+
+def cpu_model() -> str:
+    """The CPU's model name and its int8-relevant instruction sets, from /proc/cpuinfo."""
+    with contextlib.suppress(OSError):
+        info = Path("/proc/cpuinfo").read_text()
+        name = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in info.splitlines()
+                if line.startswith("model name")
+            ),
+            "unknown",
+        )
+        flags = next(
+            (
+                set(line.split(":", 1)[1].split())
+                for line in info.splitlines()
+                if line.startswith("flags")
+            ),
+            set(),
+        )
+        isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+        return f"{name}, {os.cpu_count()} cores ({', '.join(isa) or 'no avx2'})"
+    return "unknown"
 
 
 # -- accuracy ---------------------------------------------------------------------------------
@@ -382,8 +524,11 @@ def print_accuracy(results: list[Result], sents: Sentences, model_kind: str) -> 
     if model_kind == "random":
         print("  (random head: these figures only show that the systems agree, not quality)")
     scored = {}
+    biggest = max((r.pipe_batch or 0) for r in results)
     for r in results:
-        if r.docs is None or r.system not in ("fp32", "int8", "hfpipe"):
+        if r.docs is None or r.system not in (*BERT_NER_SYSTEMS, "hfpipe"):
+            continue
+        if r.pipe_batch != biggest:
             continue
         metrics = score_docs(gold, r.docs)["conlleval"]
         scored[r.system] = metrics["f1"]
@@ -391,11 +536,12 @@ def print_accuracy(results: list[Result], sents: Sentences, model_kind: str) -> 
             f"  {r.system:<8} P {metrics['precision']:.4f}  R {metrics['recall']:.4f}  "
             f"F1 {metrics['f1']:.4f}"
         )
-    if "fp32" in scored and "int8" in scored:
-        loss = 100 * (scored["fp32"] - scored["int8"])
-        print(f"  int8 F1 loss vs fp32: {loss:.2f} points (negative: int8 scored higher)")
+    for other in ("int8", "ort", "ortint8"):
+        if "fp32" in scored and other in scored:
+            loss = 100 * (scored["fp32"] - scored[other])
+            print(f"  {other} F1 loss vs fp32: {loss:.2f} points (negative: it scored higher)")
     if not scored:
-        print("  (no fp32/int8/hfpipe results to score)")
+        print("  (no bert_ner/hfpipe results to score)")
 
 
 # -- profile ----------------------------------------------------------------------------------
@@ -409,7 +555,7 @@ def profile_fp32(args: argparse.Namespace, model_dir: Path, sents: Sentences) ->
     from spacy_bert_ner.models.token_classifier import get_hf_model
 
     nlp = bert_ner_nlp(model_dir, args.batch_size)
-    pipe_docs(nlp, sents.head(args.warmup), args.batch_size)
+    pipe_docs(nlp, sents.head(args.warmup), args.profile_pipe_batch)
     pipe: Any = nlp.get_pipe("bert_ner")
     hf_model = get_hf_model(pipe.model)
     forward_time = [0.0]
@@ -425,14 +571,15 @@ def profile_fp32(args: argparse.Namespace, model_dir: Path, sents: Sentences) ->
     profiler = Profiler(interval=0.001)
     start = time.perf_counter()
     profiler.start()
-    pipe_docs(nlp, sents, args.batch_size)
+    pipe_docs(nlp, sents, args.profile_pipe_batch)
     profiler.stop()
     total = time.perf_counter() - start
     for hook in hooks:
         hook.remove()
     print()
     print(
-        f"Profile of bert_ner fp32 over {len(sents.words)} sentences: {total:.2f} s, of which "
+        f"Profile of bert_ner fp32 over {len(sents.words)} sentences, nlp.pipe batches of "
+        f"{args.profile_pipe_batch}: {total:.2f} s, of which "
         f"{forward_time[0]:.2f} s ({100 * forward_time[0] / total:.1f}%) inside the HF model's "
         f"forward (torch threads: {torch.get_num_threads()})"
     )
@@ -467,7 +614,8 @@ def memory_child(args: argparse.Namespace, model_dir: Path, sents: Sentences) ->
     from spacy.tokens import Doc
 
     size = args.memory_child
-    nlp = bert_ner_nlp(model_dir, args.batch_size)
+    int8, backend = BERT_NER_SYSTEMS[args.memory_system]
+    nlp = bert_ner_nlp(model_dir, args.batch_size, int8=int8, backend=backend)
     pipe_docs(nlp, sents.head(32), args.batch_size)  # warm-up on sentences, not on the big doc
     words: list[str] = []
     while len(words) < size:
@@ -516,7 +664,15 @@ def memory_child(args: argparse.Namespace, model_dir: Path, sents: Sentences) ->
     )
 
 
-def memory_table(args: argparse.Namespace, model_dir: Path, short_doc_wps: float | None) -> None:
+def memory_table(args: argparse.Namespace, model_dir: Path, results: list[Result]) -> None:
+    for system in args.memory_systems:
+        short = [r.words_per_s for r in results if r.system == system and r.words_per_s]
+        memory_rows(args, model_dir, system, max(short) if short else None)
+
+
+def memory_rows(
+    args: argparse.Namespace, model_dir: Path, system: str, short_doc_wps: float | None
+) -> None:
     rows = []
     for size in args.doc_sizes:
         command = [
@@ -534,8 +690,10 @@ def memory_table(args: argparse.Namespace, model_dir: Path, short_doc_wps: float
             str(args.memory_min_words),
             "--memory-child",
             str(size),
+            "--memory-system",
+            system,
         ]
-        print(f"[memory] {size} words in a fresh process", flush=True)
+        print(f"[memory {system}] {size} words in a fresh process", flush=True)
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"[memory] {size} words FAILED:\n{done.stderr[-2000:]}")
@@ -545,10 +703,10 @@ def memory_table(args: argparse.Namespace, model_dir: Path, short_doc_wps: float
         return
     print()
     print(
-        "Long documents: bert_ner fp32, one pre-tokenized Doc per size, each size in a fresh "
-        "process.\n  RSS: current RSS after loading + warm-up + building the Doc, and its peak "
-        "sampled every 5 ms while predicting (psutil);\n  maxrss: the process's high-water mark "
-        "(VmHWM) after predicting, which includes model loading."
+        f"Long documents: {DESCRIPTIONS[system]}, one pre-tokenized Doc per size, each size "
+        "in a fresh process.\n  RSS: current RSS after loading + warm-up + building the Doc, "
+        "and its peak sampled every 5 ms while predicting (psutil);\n  maxrss: the process's "
+        "high-water mark (VmHWM) after predicting, which includes model loading."
     )
     header = (
         f"{'words':>8} {'runs':>5} {'RSS loaded':>11} {'RSS peak':>9} {'growth':>7} "
@@ -577,7 +735,8 @@ def memory_table(args: argparse.Namespace, model_dir: Path, short_doc_wps: float
         )
         if short_doc_wps:
             print(
-                f"{last['words']}-word doc vs sentence batches (fp32 above): words/s "
+                f"{last['words']}-word doc vs sentence batches ({system} above, best pipe "
+                f"batch): words/s "
                 f"x{last['words_per_s'] / short_doc_wps:.2f}"
             )
 
@@ -598,12 +757,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--batch-size", type=int, default=32, help="sentences per batch (%(default)s)")
     p.add_argument(
-        "--pipe-batch",
-        type=int,
-        default=1000,
-        help="docs per nlp.pipe batch for bert_ner, whose forward passes still hold --batch-size "
-        "windows; it sorts windows across the pipe batch, so this is how much of the input it "
-        "can sort (spaCy's default nlp.batch_size, %(default)s)",
+        "--pipe-batches",
+        default="32,1000",
+        help="docs per nlp.pipe batch; every spaCy system is timed at each (%(default)s: what a "
+        "service collecting concurrent requests hands it, and spaCy's default nlp.batch_size). "
+        "bert_ner's forward passes still hold --batch-size windows, sorted by length across "
+        "the pipe batch",
+    )
+    p.add_argument(
+        "--repeats", type=int, default=3, help="timed runs per system; the median (%(default)s)"
     )
     p.add_argument(
         "--warmup", type=int, default=256, help="warm-up sentences per system (%(default)s)"
@@ -612,7 +774,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--systems",
         default=",".join(DEFAULT_SYSTEMS),
-        help="comma list of %(default)s (also: rawseq)",
+        help="comma list of %(default)s",
+    )
+    p.add_argument(
+        "--memory-systems",
+        default="fp32,ort",
+        help="bert_ner systems of the long-doc table (%(default)s)",
     )
     p.add_argument(
         "--no-memory", dest="memory", action="store_false", help="skip the long-doc table"
@@ -629,17 +796,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="repeat a long doc that is shorter than this for its timing (%(default)s)",
     )
     p.add_argument("--profile", action="store_true", help="pyinstrument over bert_ner fp32")
+    p.add_argument("--profile-pipe-batch", type=int, default=32, help="nlp.pipe batch of --profile")
     p.add_argument("--profile-lines", type=int, default=60)
     p.add_argument("--profile-flat", type=int, default=25)
-    p.add_argument("--accuracy", action="store_true", help="entity F1 of fp32/int8/hfpipe")
+    p.add_argument(
+        "--accuracy", action="store_true", help="entity F1 of the bert_ner systems and hfpipe"
+    )
     p.add_argument("--verbose", action="store_true", help="tracebacks for failing systems")
     p.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--memory-system", default="fp32", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(args.systems) - set(ALL_SYSTEMS)
     if unknown:
         p.error(f"unknown systems {sorted(unknown)}; choose from {','.join(ALL_SYSTEMS)}")
     args.doc_sizes = [int(s) for s in str(args.doc_sizes).split(",") if s]
+    args.pipe_batches = [int(s) for s in str(args.pipe_batches).split(",") if s]
+    args.memory_systems = [s for s in str(args.memory_systems).split(",") if s]
+    if set(args.memory_systems) - set(BERT_NER_SYSTEMS):
+        p.error(f"--memory-systems: choose from {','.join(BERT_NER_SYSTEMS)}")
     return args
 
 
@@ -660,10 +835,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{sents.n_words} words from {args.conll}",
             flush=True,
         )
-        results = []
-        for name in args.systems:
-            result, _ = run_system(name, args, model_dir, sents)
-            results.append(result)
+        results = run_systems(args, model_dir, sents)
         print_speed_table(results, args, sents)
         print(padding_summary(model_dir, sents, args.batch_size))
         if args.accuracy:
@@ -673,8 +845,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.profile:
             profile_fp32(args, model_dir, sents)
         if args.memory:
-            fp32 = next((r for r in results if r.system == "fp32" and r.words_per_s), None)
-            memory_table(args, model_dir, fp32.words_per_s if fp32 else None)
+            memory_table(args, model_dir, results)
 
 
 if __name__ == "__main__":

@@ -143,6 +143,20 @@ def annotate(
     )
 
 
+@app.command("export-onnx")
+def export_onnx(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    output: Path = typer.Argument(..., help="New pipeline directory, running on ONNX Runtime"),
+    int8: bool = typer.Option(False, "--int8", help="int8 graph (dynamic quantization)"),
+) -> None:
+    """Write a copy of a pipeline whose bert_ner runs on ONNX Runtime (CPU inference),
+    with the graph exported from its weights; `spacy.load(OUTPUT)` uses it."""
+    from .pipeline.export import export_onnx_pipeline
+
+    names = export_onnx_pipeline(model, output, int8=int8)
+    typer.echo(f"\u2714 {output}: {', '.join(names)} on onnxruntime{' (int8)' if int8 else ''}")
+
+
 @app.command("serve")
 def serve(
     model: str = typer.Argument(..., help="Pipeline directory or installed package name"),

@@ -13,6 +13,7 @@ from thinc.api import Model
 from thinc.types import Floats2d, Ragged
 
 from . import listener_classifier, token_classifier
+from .onnx_backend import check_backend
 
 TOKEN_CLASSIFIER = "spacy_bert_ner.TokenClassifier.v1"
 LISTENER_CLASSIFIER = "spacy_bert_ner.ListenerTokenClassifier.v1"
@@ -30,6 +31,8 @@ def build_token_classifier(
     int8: bool = False,
     head_lr_scale: float = 1.0,
     case_feature: bool = False,
+    backend: str = "torch",
+    threads: int | None = None,
 ) -> Model[list[Doc], list[Floats2d]]:
     """A Hugging Face `*ForTokenClassification` model over strided wordpiece windows.
 
@@ -51,7 +54,14 @@ def build_token_classifier(
     case_feature: give an encoder that has none case embeddings (`add_case_embeddings`): the
         letter case of each word, which an uncased vocabulary loses. A model saved with them
         uses them whatever this says.
+    backend: "torch", or "onnxruntime" for CPU inference through an ONNX graph of the same
+        model (exported when the pipeline is saved, or at load when none is saved); `int8`
+        applies to both. Training needs "torch".
+    threads: onnxruntime's intra-op threads; None follows torch's thread count when the
+        session starts (what the process, the service or a forked worker set). torch's own
+        threads are a process-wide setting that a component leaves to its host.
     """
+    check_backend(backend)
     return Model(
         token_classifier.MODEL_NAME,
         token_classifier.forward,
@@ -67,6 +77,8 @@ def build_token_classifier(
             "int8": int8,
             "head_lr_scale": head_lr_scale,
             "case_feature": case_feature,
+            "backend": backend,
+            "threads": threads,
             "hf_model": None,
             "tokenizer": None,
             "resize_output": token_classifier.resize_output,

@@ -60,6 +60,7 @@ def save_model(model: Model, path: Path) -> None:
     with atomic_files(path) as tmp_dir:
         token_classifier.get_hf_model(model).save_pretrained(tmp_dir, safe_serialization=True)
         model.attrs["tokenizer"].save_pretrained(tmp_dir)
+        token_classifier.save_runtime(model, tmp_dir)
 
 
 def load_model(model: Model, path: Path) -> None:
@@ -78,4 +79,4 @@ def load_model(model: Model, path: Path) -> None:
         except ValueError as err:
             raise ModelLoadError(f"{path}: cannot read the weights ({err})") from None
         return
-    token_classifier.set_transformer(model, *load_pretrained(path))
+    token_classifier.set_transformer(model, *load_pretrained(path), graph_dir=path)

@@ -12,6 +12,7 @@ sizes the head for a tag set, and `attrs["resize_output"]` grows a trained head 
 """
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import torch
@@ -24,6 +25,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from ..errors import BertNERError
 from .head import add_case_embeddings, outside_id, resize_head, tag_names, uses_case
 from .hf_loading import load_pretrained, peek_tags
+from .onnx_backend import open_session
 from .runtime import TRIM_EVERY_CHUNKS, quantize_int8, release_freed_heap
 from .shim import TokenClassifierShim, convert_inputs, convert_outputs
 from .windows import WindowBatch, make_windows
@@ -76,6 +78,11 @@ def forward(
         model.initialize()
     if is_train and model.attrs["int8"]:
         raise BertNERError("bert_ner: an int8 model is for inference only; train with int8 = false")
+    if is_train and model.attrs["backend"] != "torch":
+        raise BertNERError(
+            f"bert_ner: backend '{model.attrs['backend']}' is for inference only; train with "
+            'backend = "torch"'
+        )
     transformer = model.layers[0]
     hf_model = get_hf_model(model)
     batch = make_windows(
@@ -134,9 +141,24 @@ def get_hf_model(model: Model) -> PreTrainedModel:
 
 
 def set_transformer(
-    model: Model, hf_model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+    model: Model,
+    hf_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerFast,
+    graph_dir: Path | None = None,
 ) -> None:
-    """Attach (or replace) the torch model and its tokenizer."""
+    """Attach (or replace) the torch model and its tokenizer, and the runtime that runs it.
+
+    With the onnxruntime backend, `graph_dir` is where a saved pipeline keeps its graph
+    (checked against these weights); without one the graph is exported from `hf_model`.
+    """
+    model.attrs["hf_model"] = hf_model
+    model.attrs["tokenizer"] = tokenizer
+    if model.attrs["backend"] == "onnxruntime":
+        session = open_session(
+            hf_model, graph_dir, int8=model.attrs["int8"], threads=model.attrs["threads"]
+        )
+        model.layers[:] = [Model("onnxruntime", onnx_forward, attrs={"session": session})]
+        return
     runtime = hf_model
     if model.attrs["int8"]:
         runtime = quantize_int8(hf_model)
@@ -158,8 +180,25 @@ def set_transformer(
         ],
     )
     model.layers[:] = [wrapper]
-    model.attrs["hf_model"] = hf_model
-    model.attrs["tokenizer"] = tokenizer
+
+
+def onnx_forward(
+    model: Model, inputs: tuple[Any, Any, Any], is_train: bool
+) -> tuple[torch.Tensor, Callable[[Any], Any]]:
+    """The forward pass on the ONNX Runtime session; logits come back as a torch tensor so
+    the rest of `forward` is the torch backend's code."""
+    logits = model.attrs["session"].run(*inputs)
+    return torch.from_numpy(logits).to(get_torch_default_device()), _no_backprop
+
+
+def _no_backprop(d_logits: Any) -> Any:
+    raise BertNERError('bert_ner: the onnxruntime backend cannot train; use backend = "torch"')
+
+
+def save_runtime(model: Model, directory: Path) -> None:
+    """Write what the runtime needs beside the saved weights: the ONNX graph, if it runs one."""
+    if model.attrs["backend"] == "onnxruntime":
+        model.layers[0].attrs["session"].save(directory, model.attrs["int8"])
 
 
 def window_length(model: Model) -> int:

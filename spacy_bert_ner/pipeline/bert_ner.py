@@ -373,6 +373,7 @@ class BertNER(TrainablePipe):
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
         """Write `cfg` and `model` (see `serialization`); either can be left out by `exclude`.
+        The model directory also holds the ONNX graph when the backend is onnxruntime.
 
         Every file is replaced whole (see `io`): `spacy train` rewrites model-last at each
         evaluation, and a run killed during that write must still leave a model to resume from.

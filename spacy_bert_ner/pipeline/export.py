@@ -1,0 +1,41 @@
+"""`export-onnx`: a saved pipeline turned into one that runs on ONNX Runtime.
+
+The pipeline is loaded (a first time to find its `bert_ner` components, without running
+anything) with those components switched to the onnxruntime backend
+(spaCy's config overrides, so the new pipeline's config.cfg says so too), which exports each
+one's graph from the weights it holds; saving writes the graphs beside the weights. The
+source pipeline is only read.
+"""
+
+from pathlib import Path
+
+import spacy
+
+from ..errors import BertNERError, ModelLoadError, one_line
+from .loading import load_pipeline
+
+
+def export_onnx_pipeline(model: str, output: Path, *, int8: bool = False) -> list[str]:
+    """Write `model` as a pipeline with onnxruntime-backed `bert_ner` components to `output`;
+    returns the names of the components converted."""
+    source = load_pipeline(model)
+    names = [name for name in source.pipe_names if source.get_pipe_meta(name).factory == "bert_ner"]
+    path = source.path if source.path is not None else model
+    del source  # loaded again below with the overrides; not two models in memory at once
+    if not names:
+        raise BertNERError(f"{model}: the pipeline has no bert_ner component to export")
+    if output.exists() and any(output.iterdir()):
+        raise BertNERError(f"{output}: exists and is not empty; give a new directory")
+    overrides = {
+        f"components.{name}.model.{key}": value
+        for name in names
+        for key, value in (("backend", "onnxruntime"), ("int8", int8))
+    }
+    try:
+        nlp = spacy.load(path, config=overrides)
+    except (OSError, ValueError) as err:
+        if isinstance(err, BertNERError):
+            raise
+        raise ModelLoadError(f"cannot load model {model}: {one_line(err)}") from None
+    nlp.to_disk(output)
+    return names
