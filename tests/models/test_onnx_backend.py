@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from spacy_bert_ner.cli import app
 from spacy_bert_ner.errors import BertNERError, ModelLoadError
+from spacy_bert_ner.models.model_api import make_ready
 from spacy_bert_ner.models.onnx_backend import GRAPH_FILE, INT8_GRAPH_FILE
 
 from ..conftest import write_tiny_bert
@@ -35,7 +36,7 @@ def _run(nlp: spacy.Language, words: list[list[str]], batch_size: int = 8) -> li
 
 def _session(nlp: spacy.Language) -> Any:
     pipe: Any = nlp.get_pipe("bert_ner")
-    pipe._require_model()
+    make_ready(pipe.model)
     return pipe.model.layers[0].attrs["session"]
 
 
@@ -181,7 +182,8 @@ def test_export_onnx_command_writes_a_pipeline_that_loads_offline(
         f"sys.path.insert(0, {str(package_dir)!r})\n"
         "import en_ort_tiny\n"
         "nlp = en_ort_tiny.load()\n"
-        "pipe = nlp.get_pipe('bert_ner'); pipe._require_model()\n"
+        "from spacy_bert_ner.models.model_api import make_ready\n"
+        "pipe = nlp.get_pipe('bert_ner'); make_ready(pipe.model)\n"
         "session = pipe.model.layers[0].attrs['session']\n"
         "print(session.graph.name, len(nlp('angela merkel met macron in paris')))"
     )
