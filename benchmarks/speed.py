@@ -143,6 +143,7 @@ def bert_ner_nlp(
     import spacy
 
     import spacy_bert_ner  # noqa: F401  (registers the factory)
+    from spacy_bert_ner.models.model_api import make_ready
 
     model_config: dict[str, Any] = {
         "name": str(model_dir),
@@ -153,7 +154,7 @@ def bert_ner_nlp(
     nlp = spacy.blank("en")
     nlp.add_pipe("bert_ner", config={"model": model_config})
     pipe: Any = nlp.get_pipe("bert_ner")
-    pipe._require_model()  # load now, outside the timed part
+    make_ready(pipe.model)  # load now, outside the timed part
     return nlp
 
 
