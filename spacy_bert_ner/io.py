@@ -18,8 +18,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from .errors import BertNERError
+import srsly
+
+from .errors import BertNERError, one_line
 
 
 @contextmanager
@@ -90,3 +93,19 @@ def _new_file(directory: Path, prefix: str) -> Path:
         except FileExistsError:
             continue
         return path
+
+
+def read_json_object(
+    path: Path, what: str = "", error: type[BertNERError] = BertNERError
+) -> dict[str, Any]:
+    """The JSON object in `path`; an unreadable file or another JSON value raises `error` in
+    one line naming the file (`what` says what the file holds, for the message)."""
+    suffix = f" {what}" if what else ""
+    try:
+        data = srsly.read_json(path)
+    except (OSError, ValueError) as err:
+        reason = f"cannot read the{suffix}" if what else "cannot read"
+        raise error(f"{path}: {reason} ({one_line(err)})") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a JSON object{' of' + suffix if what else ''}")
+    return data

@@ -9,8 +9,8 @@ from typing import Any
 import srsly
 from wasabi import msg
 
-from ..errors import BertNERError, one_line
-from ..io import atomic_path
+from ..errors import BertNERError
+from ..io import atomic_path, read_json_object
 
 #: Keys the template must give: `spacy package` would otherwise ship an empty field.
 REQUIRED = ("description", "author", "license", "sources")
@@ -20,11 +20,11 @@ def package_meta(template_path: Path, metrics_path: Path) -> dict[str, Any]:
     """The template's fields plus `performance` from the `evaluate` command's metrics JSON:
     entity P/R/F (conlleval, as 0-1 floats under spaCy's `ents_*` names), per type, and the
     words/s of the evaluation."""
-    template = _read_json(template_path)
+    template = read_json_object(template_path)
     missing = [key for key in REQUIRED if not template.get(key)]
     if missing:
         raise BertNERError(f"{template_path}: missing {', '.join(missing)}")
-    metrics = _read_json(metrics_path)
+    metrics = read_json_object(metrics_path)
     try:
         scores = metrics["conlleval"]
         performance: dict[str, Any] = {
@@ -61,13 +61,3 @@ def write_package_meta(template_path: Path, metrics_path: Path, output: Path) ->
         srsly.write_json(tmp_path, meta)
     msg.good(f"Package meta written to {output} (ents_f {meta['performance']['ents_f']:.4f})")
     return meta
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = srsly.read_json(path)
-    except (OSError, ValueError) as err:
-        raise BertNERError(f"{path}: cannot read ({one_line(err)})") from None
-    if not isinstance(data, dict):
-        raise BertNERError(f"{path}: expected a JSON object")
-    return data

@@ -13,8 +13,8 @@ from typing import Any
 import srsly
 
 from ..about import __version__
-from ..errors import ModelLoadError, one_line
-from ..io import atomic_path
+from ..errors import ModelLoadError
+from ..io import atomic_path, read_json_object
 
 #: Key of the package version in a saved component's cfg (not a setting).
 VERSION_KEY = "spacy_bert_ner_version"
@@ -33,12 +33,7 @@ def read_cfg(cfg_path: Path, known: Iterable[str]) -> dict[str, Any]:
     they would be silently ignored otherwise. Settings an older version did not write are
     simply absent, so the loading pipeline keeps its config values for them.
     """
-    try:
-        saved = srsly.read_json(cfg_path)
-    except (OSError, ValueError) as err:
-        raise ModelLoadError(f"{cfg_path}: cannot read the settings ({one_line(err)})") from None
-    if not isinstance(saved, dict):
-        raise ModelLoadError(f"{cfg_path}: expected a JSON object of settings")
+    saved = read_json_object(cfg_path, "settings", ModelLoadError)
     version = saved.pop(VERSION_KEY, None)
     unknown = sorted(set(saved) - set(known))
     if unknown:
