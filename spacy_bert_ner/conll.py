@@ -14,6 +14,7 @@ multi-task pipeline (a tagger beside the entity recognizer) trains from the same
 """
 
 import codecs
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,9 @@ Sentence = list[tuple[str, str]]
 
 PosTags = list[str | None]
 """The part-of-speech column of one sentence's lines (None for a line without one)."""
+
+#: Environment variable naming the folder that holds `conll2003/` and `conll2002/`.
+DATA_DIR_ENV = "SPACY_BERT_NER_DATA"
 
 _COLUMN_SEPARATOR = re.compile(r"[ \t]+")
 _ENTITY_TAG = re.compile(r"[BI]-.+")
@@ -84,6 +88,20 @@ class ConllStats:
             tokens=tokens,
             entities=dict(sorted(entities.items())),
         )
+
+
+def data_dir() -> Path:
+    """The folder of CoNLL corpora that tests and benchmarks read: `$SPACY_BERT_NER_DATA`, or
+    else the `shared/data` folder beside a source checkout (where a clone's CI finds it).
+
+    The corpora are not openly licensed, so nothing ships them; one place decides where a
+    checkout looks, so a user who sets the variable moves every reader at once. The folder
+    may not exist: callers say what is missing (a test skips, a benchmark stops).
+    """
+    configured = os.environ.get(DATA_DIR_ENV)
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def read_conll(

@@ -5,7 +5,6 @@ unit suite independent of the network and fast on 2 cores; its predictions are r
 deterministic, which is all that windows, decoding and serialization tests need.
 """
 
-import os
 import string
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
+
+from spacy_bert_ner import conll
 
 TINY_TAGS = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 TINY_MAX_LENGTH = 64
@@ -108,11 +109,7 @@ def trained_tiny(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    path = Path(
-        os.environ.get(
-            "SPACY_BERT_NER_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
-        )
-    )
+    path = conll.data_dir()
     if not path.is_dir():
-        pytest.skip(f"CoNLL data not found at {path} (set SPACY_BERT_NER_DATA)")
+        pytest.skip(f"CoNLL data not found at {path} (set {conll.DATA_DIR_ENV})")
     return path
