@@ -125,11 +125,11 @@ def entity_confusion(
     """Counts of gold entity type (row) against predicted type (column), matched by exact span.
 
     A gold span and a predicted span match when they cover exactly the same tokens of paired
-    docs. A match adds 1 to [gold label][predicted label] (the diagonal when the labels agree);
-    a gold span that no predicted span matches adds 1 to [gold label]["MISSED"]; a predicted
-    span that no gold span matches adds 1 to ["SPURIOUS"][predicted label]. A boundary error
-    (gold "Angela Merkel", predicted "Merkel") is therefore one MISSED plus one SPURIOUS, as in
-    conlleval, where it costs both a false negative and a false positive.
+    docs. A match adds 1 to `[gold label][predicted label]` (the diagonal when the labels
+    agree); a gold span that no predicted span matches adds 1 to `[gold label]["MISSED"]`; a
+    predicted span that no gold span matches adds 1 to `["SPURIOUS"][predicted label]`. A
+    boundary error (gold "Angela Merkel", predicted "Merkel") is therefore one MISSED plus one
+    SPURIOUS, as in conlleval, where it costs both a false negative and a false positive.
 
     Rows: every gold or predicted label (sorted) then "SPURIOUS"; columns: the same labels then
     "MISSED"; absent pairs are 0, so the result is a full matrix (SPURIOUS/MISSED is always 0).
