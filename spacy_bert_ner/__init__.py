@@ -4,12 +4,14 @@ Importing the package registers the `bert_ner` factory and the
 `spacy_bert_ner.TokenClassifier.v1` architecture (and the reader, scorer, MiniLM name,
 continual-training callbacks and training logger the configs use); spaCy also finds them
 through the package's entry points without this import. Importing changes no process-wide
-state.
+state. `replace_lone_surrogates` replaces the lone surrogates that spaCy's tokenizer
+refuses in a text, as `annotate` and `serve` do (see `spacy_bert_ner.text`).
 """
 
 from .models.architectures import build_token_classifier, minilm_name
 from .pipeline.bert_ner import BertNER, make_bert_ner
 from .pipeline.scoring import make_scorer
+from .text import replace_lone_surrogates
 from .training.callbacks import make_add_labels, make_rehearsal
 from .training.loggers import make_training_logger
 from .training.readers import create_sentence_runs_reader
@@ -24,4 +26,5 @@ __all__ = [
     "make_scorer",
     "make_training_logger",
     "minilm_name",
+    "replace_lone_surrogates",
 ]

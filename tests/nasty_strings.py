@@ -2,9 +2,12 @@
 
 Each entry is `name: text`; the comment says what it exercises. pipeline/test_bert_ner.py runs
 every one through the component with the tiny model and checks that no token is lost or
-mislabelled; serve/test_service.py sends them to the running service.
-Lone surrogates (text decoded with `surrogateescape`) are absent on purpose: spaCy's own
-tokenizer refuses them (UnicodeEncodeError) before any component runs.
+mislabelled; annotate/test_annotate.py annotates them all from one file and
+serve/test_service.py sends them to the running service.
+
+`LONE_SURROGATES` are texts spaCy's tokenizer refuses (UnicodeEncodeError), so no component
+can see them: the component tests check what `replace_lone_surrogates` makes of them, and
+`annotate` and `serve`, which take them from JSON, must annotate them like any other text.
 """
 
 NASTY_STRINGS: dict[str, str] = {
@@ -39,6 +42,19 @@ NASTY_STRINGS: dict[str, str] = {
     "unknown between known": "angela ☃ merkel ∞ berlin",
     # Private-use and noncharacter code points, and the replacement character.
     "private use and noncharacters": "\ue000\U000f0000 \uffff\ufffe \ufffd\ufffd",
+    # The last code point, and noncharacters of the Arabic block and of astral planes.
+    "last code point and astral noncharacters": (
+        "\U0010ffff Berlin \U0010ffff\ufdd0\ufdef \U0001fffe\U0010fffe Paris\U0010ffff"
+    ),
+    # A byte-order mark inside words, as concatenated files leave it.
+    "bom inside a word": "Ber\ufefflin Angela\ufeffMerkel Mer\ufeff\ufeffkel",
+    # 100,000 combining marks on one base letter: one token of 100,001 characters.
+    "100k combining marks": "Paris a" + "\u0301" * 100_000 + " Berlin",
+    # Every C0 and C1 control character, glued together and between words, three times over.
+    "control-character soup": (
+        "".join(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]) + "Angela Merkel"
+    )
+    * 3,
     # OCR debris: hyphenation, ligatures, soft hyphens and broken spacing.
     "ocr debris": "Ber-\nlin ﬁnance Mer\u00adkel M a c r o n ,,, ...... |||| l1I|",
     # Chat logs: repeated punctuation, URLs, mentions, hashtags and emoticons.
@@ -51,4 +67,17 @@ NASTY_STRINGS: dict[str, str] = {
     "look-alike letters": "Ａｎｇｅｌａ Ｍｅｒｋｅｌ 𝐁𝐞𝐫𝐥𝐢𝐧 𝔓𝔞𝔯𝔦𝔰",
     # Many short lines: every newline is its own whitespace token.
     "newlines between words": "\n".join(["Berlin", "", "Paris", "", "", "Macron"] * 20),
+}
+
+LONE_SURROGATES: dict[str, str] = {
+    # Half of a UTF-16 pair between words: JSON "\ud800" alone, as a cut string leaves it.
+    "high surrogate between words": "Paris \ud800 Berlin",
+    # A low surrogate before a name.
+    "low surrogate first": "\udfff Angela Merkel",
+    # The first half of an emoji, and nothing else.
+    "half an emoji alone": "\ud83d",
+    # Inside a word, as `surrogateescape` decodes an undecodable byte.
+    "escaped byte inside a word": "Ber\udc80lin and Par\udcffis",
+    # Both halves of an emoji as two code points, which a Python `str` can hold.
+    "unjoined pair": "\ud83d\ude00 Angela Merkel",
 }

@@ -17,6 +17,7 @@ LAYERS = {
     "about": 0,
     "io": 1,
     "tags": 1,
+    "text": 1,
     "models": 2,
     "conll": 2,
     "pipeline": 3,

@@ -12,6 +12,12 @@ arithmetic whose last bits depend on which documents share a batch (padding chan
 order), so two runs batched differently can, rarely, differ in a score's last digit. A record
 that cannot be annotated becomes an errors-file line `{"id":ID,"line":N,"error":"why"}`; one
 whose line is not a JSON object has no id: `"id":null`.
+
+Lone surrogates (JSON's `"\\ud83d"` alone), which spaCy and UTF-8 refuse, never cost a record:
+in a text each becomes U+FFFD, offsets unchanged (see `spacy_bert_ner.text`), so the record is
+annotated and an entity's `text` shows U+FFFD where the input had the surrogate; in an id (and
+any other output string) each is written as its `\\uXXXX` escape, which reads back as the id
+given.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from spacy.tokens import Span
 
 from ..errors import BertNERError
 from ..pipeline.spans import SCORE_EXTENSION
+from ..text import escape_lone_surrogates, replace_lone_surrogates
 
 NO_ID = "null"  # the id (as JSON text) of a line that is not a JSON object
 SCORE_DIGITS = 4
@@ -55,7 +62,8 @@ def _kind(value: Any) -> str:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON in raw UTF-8, lone surrogates escaped (so it can always be written)."""
+    return escape_lone_surrogates(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
 def make_record(line: int, value: Any, text_field: str, id_field: str) -> Record:
@@ -76,7 +84,7 @@ def make_record(line: int, value: Any, text_field: str, id_field: str) -> Record
         return Record(line, record_id, None, f"{text_field!r} is missing or null")
     if not isinstance(text, str):
         return Record(line, record_id, None, f"{text_field!r} is {_kind(text)}, not a string")
-    return Record(line, record_id, text)
+    return Record(line, record_id, replace_lone_surrogates(text))
 
 
 def jsonl_records(lines: Iterable[bytes], text_field: str, id_field: str) -> Iterator[Record]:

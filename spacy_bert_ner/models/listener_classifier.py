@@ -94,6 +94,11 @@ def init(model: Model, X: Sequence[Doc] | None = None, Y: Sequence[str] | None =
 def forward(
     model: Model, docs: list[Doc], is_train: bool
 ) -> tuple[list[Floats2d], Callable[[list[Floats2d]], list[Doc]]]:
+    if not any(len(doc) for doc in docs):
+        # spacy-transformers' pooling fails on a batch without a single token (`nlp("")`);
+        # spaCy's tagger skips such a batch in the same way.
+        n_tags = len(model.attrs["tags"])
+        return [model.ops.alloc2f(0, n_tags) for _ in docs], lambda d_scores: []
     xp = model.ops.xp
     tok2vec = model.layers[0]
     n_in, scale = model.get_dim("nI"), model.attrs["head_lr_scale"]

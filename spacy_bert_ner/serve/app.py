@@ -9,11 +9,16 @@ sets its torch threads to its reserved CPUs, so replicas sharing a machine split
 
 The answer for a text is the record `annotate` writes for it, byte for byte (the same
 `records.output_line`), so batch jobs and the service agree.
+
+Nothing a client sends gets a 500: a body that does not fit the schema is a 422 naming the
+field, written so that it is valid JSON whatever the body held (`validation_error`), and a
+text with lone surrogates is annotated as `annotate` does it (see `records`).
 """
 
 import asyncio
 import hmac
 import json
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -22,6 +27,8 @@ from typing import Any, Literal, cast
 import spacy
 import torch
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
@@ -30,7 +37,7 @@ from spacy.tokens import Doc
 
 from ..about import __version__
 from ..annotate.annotator import entity_getter
-from ..annotate.records import Record, entity_records, make_record, output_line
+from ..annotate.records import Record, dumps, entity_records, make_record, output_line
 from ..pipeline.bert_ner import BertNER
 from ..pipeline.loading import load_pipeline
 from .schemas import EntitiesRequest, EntitiesResponse
@@ -90,6 +97,7 @@ def build_application(
         version=__version__,
         description=f"Named entities from the spaCy pipeline {model!r} (bert_ner).",
     )
+    api.exception_handler(RequestValidationError)(validation_error)
     if cors_origins:
         api.add_middleware(
             CORSMiddleware,
@@ -217,9 +225,8 @@ def build_application(
                 raise HTTPException(500, detail=f"the pipeline failed on {'; '.join(failed)}")
             docs = cast(list[Doc], results)
             if format == "displacy":
-                return JSONResponse(
-                    {"results": [self._displacy(r, d) for r, d in zip(records, docs, strict=True)]}
-                )
+                shown = [self._displacy(r, d) for r, d in zip(records, docs, strict=True)]
+                return Response(dumps({"results": shown}), media_type="application/json")
             lines = [
                 output_line(record, self.spans(doc)).rstrip("\n")
                 for record, doc in zip(records, docs, strict=True)
@@ -279,6 +286,30 @@ def build_application(
             return HTMLResponse(resources.files(__package__).joinpath("demo.html").read_text())
 
     return EntityService.bind()  # type: ignore[attr-defined]
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+    """FastAPI's 422 (`detail`: a list of errors, each with the `loc` of the field), made valid
+    JSON whatever the body held. FastAPI echoes the bad value as `input`, and JSON cannot
+    always hold it: `1e400` parses to infinity (as do `NaN` and `Infinity`, which Python's
+    JSON reader accepts), a body sent as another content type is raw bytes, and a key or
+    string may hold a lone surrogate; FastAPI's own handler then fails with a 500."""
+    detail = jsonable_encoder(_json_safe(exc.errors()))
+    return Response(dumps({"detail": detail}), status_code=422, media_type="application/json")
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with the values JSON cannot hold made strings: infinities and NaN as "inf" and
+    "nan", bytes decoded (invalid UTF-8 replaced). `records.dumps` escapes lone surrogates."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def check_limits(values: Sequence[dict[str, Any]], settings: ServiceSettings) -> None:

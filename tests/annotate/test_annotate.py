@@ -10,12 +10,15 @@ import spacy
 from spacy.language import Language
 from typer.testing import CliRunner
 
+from spacy_bert_ner import replace_lone_surrogates
 from spacy_bert_ner.annotate.annotator import Annotator
 from spacy_bert_ner.annotate.command import annotate
 from spacy_bert_ner.annotate.progress import read_done
 from spacy_bert_ner.annotate.records import NO_ID, Record, jsonl_records, make_record, read_records
 from spacy_bert_ner.cli import app
 from spacy_bert_ner.errors import BertNERError
+
+from ..nasty_strings import LONE_SURROGATES, NASTY_STRINGS
 
 NAMES = ["Angela Merkel", "Paris", "Berlin", "the Berlin Senate", "Merkel"]
 
@@ -53,6 +56,8 @@ MIXED_ROWS = [
     {"text": "An id-less record in Paris."},
     {"id": 7, "text": "An integer id in Berlin."},
     {"id": "boom", "text": "This one makes the pipeline go boom."},
+    {"id": "cut-\udc80", "text": "Paris \ud800 Berlin"},  # lone surrogates: annotated
+    {"id": "half-emoji", "text": "\ud83d"},
     *({"id": f"doc-{i}", "text": text(i)} for i in range(12, 20)),
 ]
 MIXED_ERRORS = {
@@ -65,7 +70,11 @@ MIXED_ERRORS = {
     (json.dumps("doc-3"), 19): "duplicate id: first on line 4",
     (json.dumps("boom"), 23): "RuntimeError: boom",
 }
-MIXED_IDS = [f"doc-{i}" for i in range(12)] + [21, 7] + [f"doc-{i}" for i in range(12, 20)]
+MIXED_IDS = [
+    *(f"doc-{i}" for i in range(12)),
+    *(21, 7, "cut-\udc80", "half-emoji"),
+    *(f"doc-{i}" for i in range(12, 20)),
+]
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +137,8 @@ def assert_mixed_errors(path: Path) -> None:
         ({"id": "a", "text": ["x"]}, Record(3, '"a"', None, "'text' is an array, not a string")),
         ({"id": "a", "body": "x"}, Record(3, '"a"', None, "'text' is missing or null")),
         ("text", Record(3, NO_ID, None, "not a JSON object but a string")),
+        # Lone surrogates: replaced in the text, escaped in the id's JSON text.
+        ({"id": "a\ud800", "text": "x\udfffy"}, Record(3, '"a\\ud800"', "x\ufffdy")),
     ],
 )
 def test_make_record(value, expected: Record) -> None:
@@ -194,6 +205,42 @@ def test_a_failing_batch_costs_only_its_failing_record(fragile_pipeline, tmp_pat
         7,
     ]
     assert error_table(tmp_path / "out.errors.jsonl") == {("2", 3): "RuntimeError: boom"}
+
+
+def test_nasty_strings_and_lone_surrogates_are_annotated_with_offsets_into_the_text(
+    pipeline, tmp_path
+) -> None:
+    """Every text of tests/nasty_strings.py, from JSON as a user sends it: one output line each,
+    nothing in the errors file, offsets that index the text given (an entity's text shows
+    U+FFFD where the text has a lone surrogate). The texts are compared as JSON reads them
+    back: it joins the escapes of a whole pair into one character."""
+    texts = [
+        json.loads(json.dumps(t)) for t in [*NASTY_STRINGS.values(), *LONE_SURROGATES.values()]
+    ]
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts)])
+    tally = annotate(str(pipeline), source, tmp_path / "out.jsonl", batch_size=4, progress=False)
+    assert (tally.annotated, tally.errors) == (len(texts), 0)
+    records = [json.loads(line) for line in lines_of(tmp_path / "out.jsonl")]
+    assert [record["id"] for record in records] == list(range(len(texts)))
+    assert any(record["entities"] for record in records[len(NASTY_STRINGS) :])
+    for record, given in zip(records, texts, strict=True):
+        for ent in record["entities"]:
+            shown = replace_lone_surrogates(given[ent["start_char"] : ent["end_char"]])
+            assert shown == ent["text"]
+
+
+def test_a_thousand_records_with_ten_lone_surrogate_texts_give_a_thousand_lines(
+    pipeline, tmp_path
+) -> None:
+    bad = list(LONE_SURROGATES.values()) * 2
+    rows = [{"id": i, "text": text(i)} for i in range(1000)]
+    for n, surrogate_text in enumerate(bad):
+        rows[n * 97 + 3]["text"] = surrogate_text
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    tally = annotate(str(pipeline), source, tmp_path / "out.jsonl", batch_size=64, progress=False)
+    assert (tally.annotated, tally.errors) == (1000, 0)
+    ids = [json.loads(line)["id"] for line in lines_of(tmp_path / "out.jsonl")]
+    assert ids == list(range(1000))
 
 
 def test_a_text_the_tokenizer_rejects_is_an_error_record(pipeline) -> None:

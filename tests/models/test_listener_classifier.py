@@ -19,6 +19,7 @@ from spacy_bert_ner.errors import BertNERError, ModelLoadError
 from spacy_bert_ner.models.architectures import first_piece
 
 from ..conftest import OLD_ROWS
+from ..nasty_strings import NASTY_STRINGS
 from ..pipeline.test_training import REPO, spacy_train
 
 POS = {
@@ -125,6 +126,17 @@ def test_a_token_without_wordpiece_is_outside_any_entity(trained_multitask):
     doc = nlp(Doc(nlp.vocab, words=["angela", "\u200b", "merkel"]))
     assert doc[1].ent_iob_ == "O"
     assert all(1 not in range(e.start, e.end) for e in doc.ents)
+
+
+def test_nasty_strings_alone_and_in_one_batch_lose_no_token(trained_multitask):
+    """Regression: a batch without a single token (`nlp("")`) failed in spacy-transformers'
+    pooling."""
+    nlp = spacy.load(trained_multitask)
+    texts = list(NASTY_STRINGS.values())
+    for docs in ([nlp(text) for text in texts], list(nlp.pipe(texts, batch_size=4))):
+        assert [doc.text for doc in docs] == texts
+        assert all(token.ent_iob_ in ("B", "I", "O") for doc in docs for token in doc)
+    assert list(nlp.pipe(["", " ", ""])) and nlp("").ents == ()
 
 
 def test_save_load_keeps_predictions_and_refuses_the_other_architecture(

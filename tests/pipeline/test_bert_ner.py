@@ -18,10 +18,11 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from transformers import BertConfig, BertModel
 
+from spacy_bert_ner import replace_lone_surrogates
 from spacy_bert_ner.errors import BertNERError, ModelLoadError, TagSchemeError
 
 from ..conftest import TINY_TAGS, write_tiny_bert
-from ..nasty_strings import NASTY_STRINGS
+from ..nasty_strings import LONE_SURROGATES, NASTY_STRINGS
 
 TEXT = "Angela Merkel met Emmanuel Macron in Berlin."
 
@@ -336,6 +337,62 @@ def test_nasty_strings_lose_no_token(nlp, name):
     scores = pipe.predict([nlp.make_doc(text)])[0]
     assert scores.shape == (len(doc), len(TINY_TAGS))
     assert np.isfinite(scores).all()
+
+
+@pytest.fixture(scope="module")
+def trained(trained_tiny):
+    return spacy.load(trained_tiny)
+
+
+@pytest.mark.parametrize("text", LONE_SURROGATES.values(), ids=list(LONE_SURROGATES))
+def test_spacy_refuses_lone_surrogates_before_any_component(trained, text):
+    """Why the component never sees one (README, `spacy_bert_ner.text`): if spaCy ever takes
+    them, the wordpiece step gets them and this must be revisited."""
+    with pytest.raises(UnicodeEncodeError, match="surrogates not allowed"):
+        trained(text)
+
+
+@pytest.mark.parametrize("name", sorted(LONE_SURROGATES))
+def test_replaced_lone_surrogates_are_tokens_without_wordpiece_and_change_no_other_tag(
+    trained, name
+):
+    """A replaced surrogate is a U+FFFD token, which BERT's tokenizer drops: it is O and every
+    other token is tagged as beside any token without a wordpiece (a zero-width space in its
+    place), from the same logits as with it removed."""
+    pipe = trained.get_pipe("bert_ner")
+    text = replace_lone_surrogates(LONE_SURROGATES[name])
+    assert len(text) == len(LONE_SURROGATES[name])  # one for one: offsets unchanged
+    doc = trained(text)
+    assert_sound(pipe, doc, text, len(trained.make_doc(text)))
+    bad = [token.i for token in doc if token.text.strip("\ufffd") == ""]
+    assert bad and all(not has_wordpiece(pipe, doc[i]) and doc[i].ent_iob_ == "O" for i in bad)
+    others = [token.i for token in doc if token.i not in bad]
+
+    def words(replacement: str | None) -> Doc:
+        kept = [(t.text if t.i in others else replacement, t.whitespace_) for t in doc]
+        kept = [(word, space) for word, space in kept if word is not None]
+        return Doc(trained.vocab, words=[w for w, _ in kept], spaces=[bool(s) for _, s in kept])
+
+    control = trained(words("\u200b"))
+    assert [t.ent_iob_ + t.ent_type_ for t in control] == [t.ent_iob_ + t.ent_type_ for t in doc]
+    scores = pipe.predict([trained.make_doc(text), words(None)])
+    assert np.array_equal(scores[0][others], scores[1])
+
+
+def test_a_batch_with_replaced_surrogates_gives_every_doc(trained):
+    """1,000 texts, 10 of them with lone surrogates: `nlp.pipe` gives 1,000 docs, each the doc
+    of its text alone."""
+    bad = list(LONE_SURROGATES.values()) * 2
+    texts = [f"Angela Merkel met Macron in Paris on day {i}." for i in range(990)]
+    for n, text in enumerate(bad):
+        texts.insert(n * 100 + 7, text)
+    docs = list(trained.pipe(map(replace_lone_surrogates, texts), batch_size=64))
+    assert [doc.text for doc in docs] == [replace_lone_surrogates(text) for text in texts]
+    for n in range(len(bad)):
+        alone = trained(docs[n * 100 + 7].text)
+        assert [(e.start, e.end, e.label_) for e in docs[n * 100 + 7].ents] == [
+            (e.start, e.end, e.label_) for e in alone.ents
+        ]
 
 
 def test_100k_word_doc_is_labelled_to_its_last_token(nlp):

@@ -9,13 +9,15 @@ import httpx
 import psutil
 import pytest
 
+from spacy_bert_ner import replace_lone_surrogates
 from spacy_bert_ner.annotate.command import annotate
 from spacy_bert_ner.serve.app import check_limits, word_budget_groups
 from spacy_bert_ner.serve.settings import ServiceSettings
 
-from ..nasty_strings import NASTY_STRINGS
+from ..nasty_strings import LONE_SURROGATES, NASTY_STRINGS
 from .conftest import API_KEY, LIMITS
 
+JSON = {"Content-Type": "application/json"}
 TEXTS = ["angela merkel met macron in paris", "the berlin of angela", "paris and berlin met merkel"]
 
 
@@ -78,18 +80,82 @@ def test_bad_json_and_bad_utf8(service):
     assert latin1.status_code == 400
 
 
+def strict_json(response: httpx.Response) -> Any:
+    """The body as JSON proper: UTF-8, and no NaN or Infinity (which Python's reader takes)."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(response.content.decode("utf-8"), parse_constant=refuse)
+
+
+def post_escaped(client: httpx.Client, url: str, body: Any) -> httpx.Response:
+    """POST `body` as JSON with every non-ASCII character escaped, as most JSON writers send a
+    lone surrogate (httpx's `json=` writes raw UTF-8, which cannot hold one)."""
+    return client.post(url, content=json.dumps(body).encode("ascii"), headers=JSON)
+
+
 def test_nasty_strings_get_offsets_that_slice_the_text(service):
-    texts = [text for text in NASTY_STRINGS.values() if len(text) <= LIMITS["max_chars"]]
+    """Lone surrogates included, compared as JSON reads the texts back (the escapes of a whole
+    pair are one character): annotated, an entity's text showing U+FFFD for a surrogate."""
+    texts = [
+        json.loads(json.dumps(text))
+        for text in [*NASTY_STRINGS.values(), *LONE_SURROGATES.values()]
+        if len(text) <= LIMITS["max_chars"]
+    ]
     with service.client() as client:
         results = []
         for start in range(0, len(texts), LIMITS["max_texts"]):
             chunk = texts[start : start + LIMITS["max_texts"]]
-            response = client.post("/v1/entities", json={"texts": chunk})
+            response = post_escaped(client, "/v1/entities", {"texts": chunk})
             assert response.status_code == 200, response.text
-            results += response.json()["results"]
+            results += strict_json(response)["results"]
     for text, result in zip(texts, results, strict=True):
         for entity in result["entities"]:
-            assert text[entity["start_char"] : entity["end_char"]] == entity["text"]
+            shown = replace_lone_surrogates(text[entity["start_char"] : entity["end_char"]])
+            assert shown == entity["text"]
+
+
+def test_lone_surrogates_in_text_and_id_get_200_in_both_formats(service):
+    """The issue's body, and a surrogate in an id, which comes back as the same escape."""
+    body = {"documents": [{"id": "cut-\udc80", "text": "Paris \ud800 Berlin"}]}
+    with service.client() as client:
+        texts = post_escaped(client, "/v1/entities", {"texts": ["Paris \ud800 Berlin"]})
+        records = post_escaped(client, "/v1/entities", body)
+        shown = post_escaped(client, "/v1/entities?format=displacy", body)
+    assert texts.status_code == records.status_code == shown.status_code == 200
+    assert strict_json(texts)["results"][0]["id"] == 1
+    assert strict_json(records)["results"][0]["id"] == "cut-\udc80"
+    (doc,) = strict_json(shown)["results"]
+    assert doc["title"] == "cut-\udc80" and doc["text"] == "Paris \ufffd Berlin"
+
+
+@pytest.mark.parametrize(
+    "body,headers,field",
+    [
+        # The issue's body: 1e400 parses to infinity, which the 422 echoes back.
+        (b'{"documents": [{"id": 1e400, "text": "Berlin"}]}', JSON, ["body", "documents", 0, "id"]),
+        (b'{"texts": NaN}', JSON, ["body", "texts"]),
+        (b'{"texts": ["a", -Infinity]}', JSON, ["body", "texts", 1]),
+        (b'{"documents": [{"id": [1e400], "text": "\\udc80"}]}', JSON, ["body", "documents", 0]),
+        (b'{"texts": ["a"], "\\ud800": 1}', JSON, ["body"]),
+        # Not sent as JSON: the body reaches validation as raw bytes, here not even UTF-8.
+        (b'\xff\xfe{"texts": ["a"]}', {"Content-Type": "text/plain"}, ["body"]),
+        (b'{"texts": ["a"]}', {}, ["body"]),
+        # Unparseable: an integer of 5,000 digits, nesting deeper than Python recurses.
+        (b'{"texts": [], "documents": [{"id": ' + b"9" * 5000 + b"}]}", JSON, None),
+        (b"[" * 100_000, JSON, None),
+    ],
+)
+def test_bodies_it_cannot_take_get_400_or_422_in_valid_json_naming_the_field(
+    service, body, headers, field
+):
+    with service.client() as client:
+        response = client.post("/v1/entities", content=body, headers=headers)
+    assert response.status_code == (400 if field is None else 422), response.text
+    detail = strict_json(response)["detail"]
+    if field is not None:
+        assert any(error["loc"][: len(field)] == field for error in detail), detail
 
 
 def test_over_the_limits_is_413_before_any_model_work(service):
