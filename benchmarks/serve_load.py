@@ -11,8 +11,8 @@ Systems, all on the same model and the same CoNLL-2003 test sentences:
   (d) handmade  FastAPI + uvicorn + transformers pipeline(aggregation_strategy="first"),
                  one forward pass per request (benchmarks/handwritten_server.py)
 
-    python benchmarks/serve_load.py                      # random-head MiniLM
-    python benchmarks/serve_load.py --model training/cpu/model-best
+    python -m benchmarks.serve_load                      # random-head MiniLM
+    python -m benchmarks.serve_load --model training/cpu/model-best
 """
 
 import argparse
@@ -23,9 +23,7 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -37,11 +35,12 @@ import aiohttp
 import httpx
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model  # noqa: E402
-from speed import DEFAULT_CONLL, build_random_minilm, read_sentences  # noqa: E402
+from .children import child_env, module_command
+from .inputs import bert_ner_pipeline, conll_file, read_sentences
+from .machine import describe
+from .measure import Sampler
+from .tables import print_table, ratio
 
-REPO = Path(__file__).resolve().parents[1]
 LEVELS = (1, 8, 64, 256)
 
 
@@ -94,25 +93,6 @@ def process_tree_rss(pattern: str) -> float:
         if re.search(pattern, cmdline) and process.info["memory_info"]:
             total += process.info["memory_info"].rss
     return total / 2**20
-
-
-class RssSampler:
-    def __init__(self, pattern: str) -> None:
-        self.pattern, self.peak, self.stop = pattern, 0.0, threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.peak = max(self.peak, process_tree_rss(self.pattern))
-            self.stop.wait(0.25)
-
-    def __enter__(self) -> "RssSampler":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 async def load_level(
@@ -177,7 +157,7 @@ def run_levels(
         n_requests = args.requests if clients > 1 else args.requests_single
         result = LevelResult(system, clients)
         print(f"[{system}] {clients} clients, up to {n_requests} requests", flush=True)
-        with RssSampler(rss_pattern) as sampler:
+        with Sampler(lambda: process_tree_rss(rss_pattern), interval=0.25) as rss:
             asyncio.run(
                 load_level(
                     url,
@@ -191,7 +171,7 @@ def run_levels(
                     args.timeout,
                 )
             )
-        result.peak_rss_mib = sampler.peak
+        result.peak_rss_mib = rss.peak
         results.append(result)
     return results
 
@@ -199,21 +179,21 @@ def run_levels(
 def start_service(
     pipeline: Path, port: int, batch: int, args: argparse.Namespace, metrics_port: int | None
 ) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
+    command = module_command(
         "spacy_bert_ner",
         "serve",
-        str(pipeline),
+        pipeline,
         f"--port={port}",
         f"--max-batch-size={batch}",
         f"--batch-wait-ms={args.batch_wait_ms}",
         f"--max-queued={args.max_queued}",
-    ]
+    )
     if metrics_port:
         command.append(f"--metrics-port={metrics_port}")
     command += args.serve_args.split()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_ready(f"http://127.0.0.1:{port}/readyz", process)
     return process
 
@@ -267,61 +247,43 @@ def offline_ceiling(
     return words_per_second, statistics.median(single)
 
 
-def make_pipeline(model: str | None, workdir: Path) -> tuple[Path, Path]:
-    """A bert_ner pipeline dir and its Hugging Face model dir (for the handmade server)."""
-    import spacy
-
-    if model is not None:
-        pipeline = Path(model).resolve()
-        return pipeline, pipeline / "bert_ner" / "model"
-    hf_dir = build_random_minilm(workdir / "minilm-ner")
-    nlp = spacy.blank("en")
-    nlp.add_pipe("bert_ner", config={"model": str(hf_dir)})
-    nlp.initialize()
-    nlp.to_disk(workdir / "pipeline")
-    return workdir / "pipeline", hf_dir
-
-
-def print_table(results: list[LevelResult], ceiling: float, single_latency: float) -> None:
-    by = {(r.system, r.clients): r for r in results}
+def print_results(results: list[LevelResult], ceiling: float, single_latency: float) -> None:
     print()
-    print(
-        f"{'system':<10} {'clients':>7} {'ok':>6} {'errors':<22} {'words/s':>8} {'x offl.':>7} "
-        f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'RSS MiB':>8}"
-    )
-    print("-" * 104)
+    rows = []
     for r in results:
-        errors = (
-            ", ".join(f"{k}: {v}" for k, v in sorted(r.statuses.items(), key=str) if k != 200)
-            or "-"
-        )
+        errors = ", ".join(f"{k}: {v}" for k, v in sorted(r.statuses.items(), key=str) if k != 200)
         rate = r.words_per_second
-        print(
-            f"{r.system:<10} {r.clients:>7} {r.statuses[200]:>6} {errors:<22} {rate:>8.0f} "
-            f"{rate / ceiling:>7.2f} {r.percentile(0.5):>8.1f} {r.percentile(0.95):>8.1f} "
-            f"{r.percentile(0.99):>8.1f} {r.peak_rss_mib:>8.0f}"
+        percentiles = [f"{r.percentile(q):.1f}" for q in (0.5, 0.95, 0.99)]
+        rows.append(
+            [r.system, r.clients, r.statuses[200], errors or None, f"{rate:.0f}"]
+            + [ratio(rate, ceiling), *percentiles, f"{r.peak_rss_mib:.0f}"]
         )
-    print(f"{'offline':<10} {'-':>7} {'-':>6} {'-':<22} {ceiling:>8.0f} {1.0:>7.2f}")
+    rows.append(["offline", None, None, None, f"{ceiling:.0f}", "1.00", None, None, None, None])
+    header = ["system", "clients", "ok", "errors", "words/s", "x offline", "p50 ms", "p95 ms"]
+    print_table([*header, "p99 ms", "RSS MiB"], rows)
     print()
     print(
         f"one nlp(text), median: {single_latency * 1000:.1f} ms; target p50 at 1 client <= "
         f"1.5 x that + 20 ms = {1.5 * single_latency * 1000 + 20:.1f} ms"
     )
-    for clients in (64,):
-        a, b, d = (by.get((s, clients)) for s in ("batched", "unbatched", "handmade"))
-        if a and b and d:
-            rate = a.words_per_second
-            print(
-                f"at {clients} clients: batched {rate / ceiling:.2f}x offline (target >= 0.8), "
-                f"{rate / max(b.words_per_second, 1e-9):.2f}x unbatched, "
-                f"{rate / max(d.words_per_second, 1e-9):.2f}x handmade (targets >= 3)"
-            )
+    by = {(r.system, r.clients): r for r in results}
+    a, b, d = (by.get((s, 64)) for s in ("batched", "unbatched", "handmade"))
+    if a and b and d:
+        rate = a.words_per_second
+        print(
+            f"at 64 clients: batched {ratio(rate, ceiling)}x offline (target >= 0.8), "
+            f"{ratio(rate, b.words_per_second)}x unbatched, "
+            f"{ratio(rate, d.words_per_second)}x handmade (targets >= 3)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--model", help="bert_ner pipeline dir (default: MiniLM, random head)")
-    p.add_argument("--conll", type=Path, default=DEFAULT_CONLL)
+    p.add_argument(
+        "--model",
+        help="bert_ner pipeline dir or HF token-classifier dir (default: MiniLM, random head)",
+    )
+    p.add_argument("--conll", type=Path, default=conll_file("eng.testb"))
     p.add_argument("-n", "--n-sents", type=int, default=1500)
     p.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=list(LEVELS))
     p.add_argument("--requests", type=int, default=1000, help="requests per level (%(default)s)")
@@ -336,21 +298,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     sents = read_sentences(args.conll, args.n_sents)
-    texts = [" ".join(words) for words in sents.words]
+    texts = sents.texts()
     n_words = [len(words) for words in sents.words]
     systems = args.systems.split(",")
     print(
-        f"CPU: {cpu_model()} ({os.cpu_count()} cores); {len(texts)} sentences, "
-        f"{sum(n_words)} words; levels {args.levels}; max batch {args.max_batch_size}"
+        describe(
+            f"{os.cpu_count()} torch threads in every system (the service's replica reserves "
+            "all cores, the hand-made server gets OMP_NUM_THREADS, offline nlp.pipe sets them); "
+            "the load generator shares the same cores"
+        )
     )
     print(
-        f"Threads: {os.cpu_count()} torch threads in every system (the service's replica "
-        "reserves all cores, the hand-made server gets OMP_NUM_THREADS, offline nlp.pipe sets "
-        "them); the load generator shares the same cores"
+        f"{len(texts)} sentences, {sum(n_words)} words; levels {args.levels}; max batch "
+        f"{args.max_batch_size}"
     )
     results: list[LevelResult] = []
     with tempfile.TemporaryDirectory(prefix="bert_ner_serve_load_") as tmp:
-        pipeline, hf_dir = make_pipeline(args.model, Path(tmp))
+        pipeline, hf_dir, _ = bert_ner_pipeline(args.model, Path(tmp))
         service_body = lambda text: {"texts": [text]}  # noqa: E731
         for system, batch in (("batched", args.max_batch_size), ("unbatched", 1)):
             if system not in systems:
@@ -376,20 +340,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "handmade" in systems:
             port = free_port()
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
+                module_command(
                     "uvicorn",
-                    "handwritten_server:app",
+                    "benchmarks.handwritten_server:app",
                     f"--port={port}",
                     "--log-level=warning",
-                ],
-                cwd=Path(__file__).resolve().parent,
-                env={
-                    **os.environ,
-                    "MODEL_DIR": str(hf_dir),
-                    "OMP_NUM_THREADS": str(os.cpu_count()),
-                },
+                ),
+                env=child_env(MODEL_DIR=str(hf_dir), OMP_NUM_THREADS=str(os.cpu_count())),
             )
             try:
                 wait_ready(f"http://127.0.0.1:{port}/healthz", process)
@@ -400,12 +357,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                     texts,
                     n_words,
                     args,
-                    r"uvicorn handwritten_server",
+                    r"uvicorn benchmarks\.handwritten_server",
                 )
             finally:
                 stop(process)
         ceiling, single = offline_ceiling(pipeline, texts, n_words, args.max_batch_size)
-    print_table(results, ceiling, single)
+    print_results(results, ceiling, single)
 
 
 if __name__ == "__main__":
