@@ -5,8 +5,9 @@ from collections.abc import Iterable, Sequence
 
 
 def ratio(value: float | None, base: float | None) -> str:
-    """`value / base` to two decimals, or "-" when either is missing (a failed system)."""
-    return f"{value / base:.2f}" if value and base else "-"
+    """`value / base` to two decimals, or "-" when either is missing (a failed system) or the
+    base is zero."""
+    return "-" if value is None or not base else f"{value / base:.2f}"
 
 
 def print_table(header: Sequence[str], rows: Iterable[Sequence[object]], left: int = 1) -> None:
