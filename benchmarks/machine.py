@@ -27,7 +27,7 @@ ARM_FLAGS = ("asimd", "asimddp", "i8mm", "bf16", "sve", "sve2")
 
 def cpu_info(text: str) -> tuple[str, set[str]]:
     """The model name and the feature flags in the text of /proc/cpuinfo (x86 or Arm)."""
-    name, flags = "", set()
+    name, flags = "", set[str]()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()

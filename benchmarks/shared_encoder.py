@@ -96,8 +96,12 @@ def training_table(train: list[Doc], args: argparse.Namespace) -> None:
         for batch in batches:
             examples = [Example(Doc(nlp.vocab, words=[t.text for t in g]), g) for g in batch]
             if frozen:
-                skip = {"exclude": ["transformer", "tagger"], "annotates": ["transformer"]}
-                nlp.update(examples, sgd=optimizer, **skip)
+                nlp.update(
+                    examples,
+                    sgd=optimizer,
+                    exclude=["transformer", "tagger"],
+                    annotates=["transformer"],
+                )
             else:
                 nlp.update(examples, sgd=optimizer)
         return time.perf_counter() - start

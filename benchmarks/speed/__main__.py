@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(padding_summary(model_dir, sents, args.batch_size))
         if args.accuracy:
             print_accuracy(results, sents, model_kind)
-        best = {}
+        best: dict[str, float] = {}  # each system's best words/s, for the long-doc ratio
         for r in results:
             r.docs = None  # free before the other parts
             if r.words_per_s:
