@@ -26,7 +26,8 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ import httpx
 import psutil
 
 from .children import child_env, module_command
-from .inputs import bert_ner_pipeline, conll_file, read_sentences
+from .inputs import Sentences, bert_ner_pipeline, conll_file, read_sentences
 from .machine import describe
 from .measure import Sampler
 from .tables import print_table, ratio
@@ -71,18 +72,47 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_ready(url: str, process: subprocess.Popen, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}")
+@dataclass
+class Server:
+    """One system under load: where it takes a text, the JSON body it wants, and which
+    processes (by command line) hold its memory."""
+
+    system: str
+    url: str
+    body: Callable[[str], dict[str, Any]]
+    rss_pattern: str
+
+
+@contextmanager
+def running(command: list[str], ready_url: str, log: Path, **env: str) -> Iterator[None]:
+    """A server process from start until it answers `ready_url`, stopped on the way out
+    whatever happens (a server left running would hold the cores of the next system). Its
+    output goes to `log`, whose tail says why when it exits before it is ready."""
+    with log.open("w") as out:
+        process = subprocess.Popen(command, env=child_env(**env), stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 300
+        while not ready(ready_url):
+            if process.poll() is not None:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise SystemExit(f"{' '.join(command)} exited with {process.returncode}:\n{tail}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"server not ready after 300 s: {ready_url}")
+            time.sleep(0.5)
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"server not ready after {seconds} s: {url}")
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def process_tree_rss(pattern: str) -> float:
@@ -96,36 +126,29 @@ def process_tree_rss(pattern: str) -> float:
 
 
 async def load_level(
-    url: str,
-    make_body: Callable[[str], dict[str, Any]],
-    texts: Sequence[str],
-    n_words: Sequence[int],
-    clients: int,
-    n_requests: int,
-    time_limit: float,
-    result: LevelResult,
-    timeout: float,
+    server: Server, sents: Sentences, n_requests: int, args: argparse.Namespace, result: LevelResult
 ) -> None:
-    """`clients` coroutines send one text per request until `n_requests` are sent or
-    `time_limit` passes; latencies of successful requests and every status are kept.
+    """`result.clients` coroutines send one sentence per request until `n_requests` are sent
+    or --time-limit passes; latencies of successful requests and every status are kept.
 
     aiohttp rather than httpx: the client shares the 2 cores with the servers, and aiohttp
     spends about half the CPU per request that httpx does, on every system alike.
     """
+    texts = sents.texts()
     sent = 0
     start = time.perf_counter()
-    connector = aiohttp.TCPConnector(limit=clients)
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    connector = aiohttp.TCPConnector(limit=result.clients)
+    client_timeout = aiohttp.ClientTimeout(total=args.timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
 
         async def one_client(offset: int) -> None:
             nonlocal sent
-            while sent < n_requests and time.perf_counter() - start < time_limit:
+            while sent < n_requests and time.perf_counter() - start < args.time_limit:
                 index = (offset + sent) % len(texts)
                 sent += 1
                 began = time.perf_counter()
                 try:
-                    async with session.post(url, json=make_body(texts[index])) as response:
+                    async with session.post(server.url, json=server.body(texts[index])) as response:
                         await response.read()
                         status = response.status
                 except TimeoutError:
@@ -137,48 +160,28 @@ async def load_level(
                 result.statuses[status] += 1
                 if status == 200:
                     result.latencies.append(time.perf_counter() - began)
-                    result.words += n_words[index]
+                    result.words += len(sents.words[index])
 
-        await asyncio.gather(*(one_client(i * 7919) for i in range(clients)))
+        await asyncio.gather(*(one_client(i * 7919) for i in range(result.clients)))
     result.seconds = time.perf_counter() - start
 
 
-def run_levels(
-    system: str,
-    url: str,
-    make_body: Callable[[str], dict[str, Any]],
-    texts: Sequence[str],
-    n_words: Sequence[int],
-    args: argparse.Namespace,
-    rss_pattern: str,
-) -> list[LevelResult]:
+def run_levels(server: Server, sents: Sentences, args: argparse.Namespace) -> list[LevelResult]:
     results = []
     for clients in args.levels:
         n_requests = args.requests if clients > 1 else args.requests_single
-        result = LevelResult(system, clients)
-        print(f"[{system}] {clients} clients, up to {n_requests} requests", flush=True)
-        with Sampler(lambda: process_tree_rss(rss_pattern), interval=0.25) as rss:
-            asyncio.run(
-                load_level(
-                    url,
-                    make_body,
-                    texts,
-                    n_words,
-                    clients,
-                    n_requests,
-                    args.time_limit,
-                    result,
-                    args.timeout,
-                )
-            )
+        result = LevelResult(server.system, clients)
+        print(f"[{server.system}] {clients} clients, up to {n_requests} requests", flush=True)
+        with Sampler(lambda: process_tree_rss(server.rss_pattern), interval=0.25) as rss:
+            asyncio.run(load_level(server, sents, n_requests, args, result))
         result.peak_rss_mib = rss.peak
         results.append(result)
     return results
 
 
-def start_service(
+def service_command(
     pipeline: Path, port: int, batch: int, args: argparse.Namespace, metrics_port: int | None
-) -> subprocess.Popen:
+) -> list[str]:
     command = module_command(
         "spacy_bert_ner",
         "serve",
@@ -190,20 +193,7 @@ def start_service(
     )
     if metrics_port:
         command.append(f"--metrics-port={metrics_port}")
-    command += args.serve_args.split()
-    process = subprocess.Popen(
-        command, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    wait_ready(f"http://127.0.0.1:{port}/readyz", process)
-    return process
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    return command + args.serve_args.split()
 
 
 def mean_batch_size(metrics_port: int) -> str:
@@ -224,21 +214,20 @@ def mean_batch_size(metrics_port: int) -> str:
     return f"{sum(sums) / sum(counts):.1f} texts per batch over {sum(counts):.0f} batches"
 
 
-def offline_ceiling(
-    pipeline: Path, texts: Sequence[str], n_words: Sequence[int], batch: int
-) -> tuple[float, float]:
-    """Words/s of nlp.pipe over the texts in batches of `batch`, and the median latency of
+def offline_ceiling(pipeline: Path, sents: Sentences, batch: int) -> tuple[float, float]:
+    """Words/s of nlp.pipe over the sentences in batches of `batch`, and the median latency of
     one `nlp(text)` call (seconds), in this process with the service's thread count."""
     import spacy
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
     nlp = spacy.load(pipeline)
+    texts = sents.texts()
     list(nlp.pipe(texts[:64], batch_size=batch))  # warm-up
     start = time.perf_counter()
     for _ in nlp.pipe(texts, batch_size=batch):
         pass
-    words_per_second = sum(n_words) / (time.perf_counter() - start)
+    words_per_second = sents.n_words / (time.perf_counter() - start)
     single = []
     for text in texts[:100]:
         began = time.perf_counter()
@@ -298,8 +287,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     sents = read_sentences(args.conll, args.n_sents)
-    texts = sents.texts()
-    n_words = [len(words) for words in sents.words]
     systems = args.systems.split(",")
     print(
         describe(
@@ -309,59 +296,48 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     )
     print(
-        f"{len(texts)} sentences, {sum(n_words)} words; levels {args.levels}; max batch "
+        f"{len(sents.words)} sentences, {sents.n_words} words; levels {args.levels}; max batch "
         f"{args.max_batch_size}"
     )
     results: list[LevelResult] = []
     with tempfile.TemporaryDirectory(prefix="bert_ner_serve_load_") as tmp:
         pipeline, hf_dir, _ = bert_ner_pipeline(args.model, Path(tmp))
-        service_body = lambda text: {"texts": [text]}  # noqa: E731
         for system, batch in (("batched", args.max_batch_size), ("unbatched", 1)):
             if system not in systems:
                 continue
             port = free_port()
             metrics_port = free_port() if system == "batched" else None
-            process = start_service(pipeline, port, batch, args, metrics_port)
-            try:
-                results += run_levels(
-                    system,
-                    f"http://127.0.0.1:{port}/v1/entities",
-                    service_body,
-                    texts,
-                    n_words,
-                    args,
-                    r"ServeReplica:bert_ner",
+            command = service_command(pipeline, port, batch, args, metrics_port)
+            with running(command, f"http://127.0.0.1:{port}/readyz", Path(tmp, f"{system}.log")):
+                url = f"http://127.0.0.1:{port}/v1/entities"
+                server = Server(
+                    system, url, lambda text: {"texts": [text]}, "ServeReplica:bert_ner"
                 )
+                results += run_levels(server, sents, args)
                 if metrics_port:
                     time.sleep(12)  # Ray's metrics agent exports every few seconds
                     print(f"[batched] Ray Serve metrics: {mean_batch_size(metrics_port)}")
-            finally:
-                stop(process)
         if "handmade" in systems:
             port = free_port()
-            process = subprocess.Popen(
-                module_command(
-                    "uvicorn",
-                    "benchmarks.handwritten_server:app",
-                    f"--port={port}",
-                    "--log-level=warning",
-                ),
-                env=child_env(MODEL_DIR=str(hf_dir), OMP_NUM_THREADS=str(os.cpu_count())),
+            command = module_command(
+                "uvicorn",
+                "benchmarks.handwritten_server:app",
+                f"--port={port}",
+                "--log-level=warning",
             )
-            try:
-                wait_ready(f"http://127.0.0.1:{port}/healthz", process)
-                results += run_levels(
-                    "handmade",
-                    f"http://127.0.0.1:{port}/ner",
-                    lambda text: {"text": text},
-                    texts,
-                    n_words,
-                    args,
-                    r"uvicorn benchmarks\.handwritten_server",
-                )
-            finally:
-                stop(process)
-        ceiling, single = offline_ceiling(pipeline, texts, n_words, args.max_batch_size)
+            threads = str(os.cpu_count())
+            with running(
+                command,
+                f"http://127.0.0.1:{port}/healthz",
+                Path(tmp, "handmade.log"),
+                MODEL_DIR=str(hf_dir),
+                OMP_NUM_THREADS=threads,
+            ):
+                url = f"http://127.0.0.1:{port}/ner"
+                pattern = r"uvicorn benchmarks\.handwritten_server"
+                server = Server("handmade", url, lambda text: {"text": text}, pattern)
+                results += run_levels(server, sents, args)
+        ceiling, single = offline_ceiling(pipeline, sents, args.max_batch_size)
     print_results(results, ceiling, single)
 
 
