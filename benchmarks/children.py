@@ -1,7 +1,7 @@
 """Benchmarks that need a fresh process per system (peak memory, worker processes, servers)
-start it as `python -m <module>` with the repository first on PYTHONPATH, so the child and its
-own children (Ray workers, the service's replicas) import this checkout's code, whatever their
-working directory."""
+start it as `python -m <module>` in the repository's root, so that the child imports this
+checkout's `benchmarks` and `spacy_bert_ner` as its parent does, and so do its own children:
+Ray puts the driver's working directory on its workers' path."""
 
 import json
 import os
@@ -20,17 +20,16 @@ def module_command(module: str, *args: object) -> list[str]:
     return [sys.executable, "-m", module, *map(str, args)]
 
 
-def child_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, **extra}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
+def in_repo(**env: str) -> dict[str, Any]:
+    """`subprocess` keywords for a child: the repository's root as its working directory, and
+    this process's environment plus `env`."""
+    return {"cwd": REPO, "env": {**os.environ, **env}}
 
 
 def run_json(module: str, *args: object, **env: str) -> dict[str, Any]:
     """Run `python -m module args` to the end; its last stdout line is a JSON object."""
-    done = subprocess.run(
-        module_command(module, *args), env=child_env(**env), capture_output=True, text=True
-    )
+    command = module_command(module, *args)
+    done = subprocess.run(command, capture_output=True, text=True, **in_repo(**env))
     if done.returncode != 0:
         raise ChildFailed(f"{module} {' '.join(map(str, args))}:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

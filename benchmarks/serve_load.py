@@ -36,7 +36,7 @@ import aiohttp
 import httpx
 import psutil
 
-from .children import child_env, module_command
+from .children import in_repo, module_command
 from .inputs import Sentences, bert_ner_pipeline, conll_file, read_sentences
 from .machine import describe
 from .measure import Sampler
@@ -89,7 +89,7 @@ def running(command: list[str], ready_url: str, log: Path, **env: str) -> Iterat
     whatever happens (a server left running would hold the cores of the next system). Its
     output goes to `log`, whose tail says why when it exits before it is ready."""
     with log.open("w") as out:
-        process = subprocess.Popen(command, env=child_env(**env), stdout=out, stderr=out)
+        process = subprocess.Popen(command, stdout=out, stderr=out, **in_repo(**env))
     try:
         deadline = time.monotonic() + 300
         while not ready(ready_url):
