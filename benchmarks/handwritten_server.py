@@ -1,7 +1,7 @@
 """What users write by hand to serve NER: FastAPI + uvicorn + a transformers pipeline, one
 forward pass per request. System (d) of `serve_load.py`; not part of the package.
 
-    MODEL_DIR=path/to/hf_token_classifier uvicorn handwritten_server:app --port 8001
+    MODEL_DIR=path/to/hf_token_classifier uvicorn benchmarks.handwritten_server:app --port 8001
 """
 
 import os

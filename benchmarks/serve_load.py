@@ -11,8 +11,8 @@ Systems, all on the same model and the same CoNLL-2003 test sentences:
   (d) handmade  FastAPI + uvicorn + transformers pipeline(aggregation_strategy="first"),
                  one forward pass per request (benchmarks/handwritten_server.py)
 
-    python benchmarks/serve_load.py                      # random-head MiniLM
-    python benchmarks/serve_load.py --model training/cpu/model-best
+    python -m benchmarks.serve_load                      # random-head MiniLM
+    python -m benchmarks.serve_load --model training/cpu/model-best
 """
 
 import argparse
@@ -23,12 +23,11 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,11 +36,12 @@ import aiohttp
 import httpx
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model  # noqa: E402
-from speed import DEFAULT_CONLL, build_random_minilm, read_sentences  # noqa: E402
+from .children import in_repo, module_command
+from .inputs import Sentences, bert_ner_pipeline, conll_file, read_sentences
+from .machine import describe
+from .measure import Sampler
+from .tables import print_table, ratio
 
-REPO = Path(__file__).resolve().parents[1]
 LEVELS = (1, 8, 64, 256)
 
 
@@ -72,18 +72,47 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_ready(url: str, process: subprocess.Popen, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}")
+@dataclass
+class Server:
+    """One system under load: where it takes a text, the JSON body it wants, and which
+    processes (by command line) hold its memory."""
+
+    system: str
+    url: str
+    body: Callable[[str], dict[str, Any]]
+    rss_pattern: str
+
+
+@contextmanager
+def running(command: list[str], ready_url: str, log: Path, **env: str) -> Iterator[None]:
+    """A server process from start until it answers `ready_url`, stopped on the way out
+    whatever happens (a server left running would hold the cores of the next system). Its
+    output goes to `log`, whose tail says why when it exits before it is ready."""
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=out, **in_repo(**env))
+    try:
+        deadline = time.monotonic() + 300
+        while not ready(ready_url):
+            if process.poll() is not None:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise SystemExit(f"{' '.join(command)} exited with {process.returncode}:\n{tail}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"server not ready after 300 s: {ready_url}")
+            time.sleep(0.5)
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"server not ready after {seconds} s: {url}")
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def process_tree_rss(pattern: str) -> float:
@@ -96,56 +125,30 @@ def process_tree_rss(pattern: str) -> float:
     return total / 2**20
 
 
-class RssSampler:
-    def __init__(self, pattern: str) -> None:
-        self.pattern, self.peak, self.stop = pattern, 0.0, threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.peak = max(self.peak, process_tree_rss(self.pattern))
-            self.stop.wait(0.25)
-
-    def __enter__(self) -> "RssSampler":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
 async def load_level(
-    url: str,
-    make_body: Callable[[str], dict[str, Any]],
-    texts: Sequence[str],
-    n_words: Sequence[int],
-    clients: int,
-    n_requests: int,
-    time_limit: float,
-    result: LevelResult,
-    timeout: float,
+    server: Server, sents: Sentences, n_requests: int, args: argparse.Namespace, result: LevelResult
 ) -> None:
-    """`clients` coroutines send one text per request until `n_requests` are sent or
-    `time_limit` passes; latencies of successful requests and every status are kept.
+    """`result.clients` coroutines send one sentence per request until `n_requests` are sent
+    or --time-limit passes; latencies of successful requests and every status are kept.
 
     aiohttp rather than httpx: the client shares the 2 cores with the servers, and aiohttp
     spends about half the CPU per request that httpx does, on every system alike.
     """
+    texts = sents.texts()
     sent = 0
     start = time.perf_counter()
-    connector = aiohttp.TCPConnector(limit=clients)
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    connector = aiohttp.TCPConnector(limit=result.clients)
+    client_timeout = aiohttp.ClientTimeout(total=args.timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
 
         async def one_client(offset: int) -> None:
             nonlocal sent
-            while sent < n_requests and time.perf_counter() - start < time_limit:
+            while sent < n_requests and time.perf_counter() - start < args.time_limit:
                 index = (offset + sent) % len(texts)
                 sent += 1
                 began = time.perf_counter()
                 try:
-                    async with session.post(url, json=make_body(texts[index])) as response:
+                    async with session.post(server.url, json=server.body(texts[index])) as response:
                         await response.read()
                         status = response.status
                 except TimeoutError:
@@ -157,73 +160,40 @@ async def load_level(
                 result.statuses[status] += 1
                 if status == 200:
                     result.latencies.append(time.perf_counter() - began)
-                    result.words += n_words[index]
+                    result.words += len(sents.words[index])
 
-        await asyncio.gather(*(one_client(i * 7919) for i in range(clients)))
+        await asyncio.gather(*(one_client(i * 7919) for i in range(result.clients)))
     result.seconds = time.perf_counter() - start
 
 
-def run_levels(
-    system: str,
-    url: str,
-    make_body: Callable[[str], dict[str, Any]],
-    texts: Sequence[str],
-    n_words: Sequence[int],
-    args: argparse.Namespace,
-    rss_pattern: str,
-) -> list[LevelResult]:
+def run_levels(server: Server, sents: Sentences, args: argparse.Namespace) -> list[LevelResult]:
     results = []
     for clients in args.levels:
         n_requests = args.requests if clients > 1 else args.requests_single
-        result = LevelResult(system, clients)
-        print(f"[{system}] {clients} clients, up to {n_requests} requests", flush=True)
-        with RssSampler(rss_pattern) as sampler:
-            asyncio.run(
-                load_level(
-                    url,
-                    make_body,
-                    texts,
-                    n_words,
-                    clients,
-                    n_requests,
-                    args.time_limit,
-                    result,
-                    args.timeout,
-                )
-            )
-        result.peak_rss_mib = sampler.peak
+        result = LevelResult(server.system, clients)
+        print(f"[{server.system}] {clients} clients, up to {n_requests} requests", flush=True)
+        with Sampler(lambda: process_tree_rss(server.rss_pattern), interval=0.25) as rss:
+            asyncio.run(load_level(server, sents, n_requests, args, result))
+        result.peak_rss_mib = rss.peak
         results.append(result)
     return results
 
 
-def start_service(
+def service_command(
     pipeline: Path, port: int, batch: int, args: argparse.Namespace, metrics_port: int | None
-) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
+) -> list[str]:
+    command = module_command(
         "spacy_bert_ner",
         "serve",
-        str(pipeline),
+        pipeline,
         f"--port={port}",
         f"--max-batch-size={batch}",
         f"--batch-wait-ms={args.batch_wait_ms}",
         f"--max-queued={args.max_queued}",
-    ]
+    )
     if metrics_port:
         command.append(f"--metrics-port={metrics_port}")
-    command += args.serve_args.split()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_ready(f"http://127.0.0.1:{port}/readyz", process)
-    return process
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    return command + args.serve_args.split()
 
 
 def mean_batch_size(metrics_port: int) -> str:
@@ -244,21 +214,20 @@ def mean_batch_size(metrics_port: int) -> str:
     return f"{sum(sums) / sum(counts):.1f} texts per batch over {sum(counts):.0f} batches"
 
 
-def offline_ceiling(
-    pipeline: Path, texts: Sequence[str], n_words: Sequence[int], batch: int
-) -> tuple[float, float]:
-    """Words/s of nlp.pipe over the texts in batches of `batch`, and the median latency of
+def offline_ceiling(pipeline: Path, sents: Sentences, batch: int) -> tuple[float, float]:
+    """Words/s of nlp.pipe over the sentences in batches of `batch`, and the median latency of
     one `nlp(text)` call (seconds), in this process with the service's thread count."""
     import spacy
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
     nlp = spacy.load(pipeline)
+    texts = sents.texts()
     list(nlp.pipe(texts[:64], batch_size=batch))  # warm-up
     start = time.perf_counter()
     for _ in nlp.pipe(texts, batch_size=batch):
         pass
-    words_per_second = sum(n_words) / (time.perf_counter() - start)
+    words_per_second = sents.n_words / (time.perf_counter() - start)
     single = []
     for text in texts[:100]:
         began = time.perf_counter()
@@ -267,61 +236,43 @@ def offline_ceiling(
     return words_per_second, statistics.median(single)
 
 
-def make_pipeline(model: str | None, workdir: Path) -> tuple[Path, Path]:
-    """A bert_ner pipeline dir and its Hugging Face model dir (for the handmade server)."""
-    import spacy
-
-    if model is not None:
-        pipeline = Path(model).resolve()
-        return pipeline, pipeline / "bert_ner" / "model"
-    hf_dir = build_random_minilm(workdir / "minilm-ner")
-    nlp = spacy.blank("en")
-    nlp.add_pipe("bert_ner", config={"model": str(hf_dir)})
-    nlp.initialize()
-    nlp.to_disk(workdir / "pipeline")
-    return workdir / "pipeline", hf_dir
-
-
-def print_table(results: list[LevelResult], ceiling: float, single_latency: float) -> None:
-    by = {(r.system, r.clients): r for r in results}
+def print_results(results: list[LevelResult], ceiling: float, single_latency: float) -> None:
     print()
-    print(
-        f"{'system':<10} {'clients':>7} {'ok':>6} {'errors':<22} {'words/s':>8} {'x offl.':>7} "
-        f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'RSS MiB':>8}"
-    )
-    print("-" * 104)
+    rows = []
     for r in results:
-        errors = (
-            ", ".join(f"{k}: {v}" for k, v in sorted(r.statuses.items(), key=str) if k != 200)
-            or "-"
-        )
+        errors = ", ".join(f"{k}: {v}" for k, v in sorted(r.statuses.items(), key=str) if k != 200)
         rate = r.words_per_second
-        print(
-            f"{r.system:<10} {r.clients:>7} {r.statuses[200]:>6} {errors:<22} {rate:>8.0f} "
-            f"{rate / ceiling:>7.2f} {r.percentile(0.5):>8.1f} {r.percentile(0.95):>8.1f} "
-            f"{r.percentile(0.99):>8.1f} {r.peak_rss_mib:>8.0f}"
+        percentiles = [f"{r.percentile(q):.1f}" for q in (0.5, 0.95, 0.99)]
+        rows.append(
+            [r.system, r.clients, r.statuses[200], errors or None, f"{rate:.0f}"]
+            + [ratio(rate, ceiling), *percentiles, f"{r.peak_rss_mib:.0f}"]
         )
-    print(f"{'offline':<10} {'-':>7} {'-':>6} {'-':<22} {ceiling:>8.0f} {1.0:>7.2f}")
+    rows.append(["offline", None, None, None, f"{ceiling:.0f}", "1.00", None, None, None, None])
+    header = ["system", "clients", "ok", "errors", "words/s", "x offline", "p50 ms", "p95 ms"]
+    print_table([*header, "p99 ms", "RSS MiB"], rows)
     print()
     print(
         f"one nlp(text), median: {single_latency * 1000:.1f} ms; target p50 at 1 client <= "
         f"1.5 x that + 20 ms = {1.5 * single_latency * 1000 + 20:.1f} ms"
     )
-    for clients in (64,):
-        a, b, d = (by.get((s, clients)) for s in ("batched", "unbatched", "handmade"))
-        if a and b and d:
-            rate = a.words_per_second
-            print(
-                f"at {clients} clients: batched {rate / ceiling:.2f}x offline (target >= 0.8), "
-                f"{rate / max(b.words_per_second, 1e-9):.2f}x unbatched, "
-                f"{rate / max(d.words_per_second, 1e-9):.2f}x handmade (targets >= 3)"
-            )
+    by = {(r.system, r.clients): r for r in results}
+    a, b, d = (by.get((s, 64)) for s in ("batched", "unbatched", "handmade"))
+    if a and b and d:
+        rate = a.words_per_second
+        print(
+            f"at 64 clients: batched {ratio(rate, ceiling)}x offline (target >= 0.8), "
+            f"{ratio(rate, b.words_per_second)}x unbatched, "
+            f"{ratio(rate, d.words_per_second)}x handmade (targets >= 3)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--model", help="bert_ner pipeline dir (default: MiniLM, random head)")
-    p.add_argument("--conll", type=Path, default=DEFAULT_CONLL)
+    p.add_argument(
+        "--model",
+        help="bert_ner pipeline dir or HF token-classifier dir (default: MiniLM, random head)",
+    )
+    p.add_argument("--conll", type=Path, default=conll_file("eng.testb"))
     p.add_argument("-n", "--n-sents", type=int, default=1500)
     p.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=list(LEVELS))
     p.add_argument("--requests", type=int, default=1000, help="requests per level (%(default)s)")
@@ -336,76 +287,58 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     sents = read_sentences(args.conll, args.n_sents)
-    texts = [" ".join(words) for words in sents.words]
-    n_words = [len(words) for words in sents.words]
     systems = args.systems.split(",")
     print(
-        f"CPU: {cpu_model()} ({os.cpu_count()} cores); {len(texts)} sentences, "
-        f"{sum(n_words)} words; levels {args.levels}; max batch {args.max_batch_size}"
+        describe(
+            f"{os.cpu_count()} torch threads in every system (the service's replica reserves "
+            "all cores, the hand-made server gets OMP_NUM_THREADS, offline nlp.pipe sets them); "
+            "the load generator shares the same cores"
+        )
     )
     print(
-        f"Threads: {os.cpu_count()} torch threads in every system (the service's replica "
-        "reserves all cores, the hand-made server gets OMP_NUM_THREADS, offline nlp.pipe sets "
-        "them); the load generator shares the same cores"
+        f"{len(sents.words)} sentences, {sents.n_words} words; levels {args.levels}; max batch "
+        f"{args.max_batch_size}"
     )
     results: list[LevelResult] = []
     with tempfile.TemporaryDirectory(prefix="bert_ner_serve_load_") as tmp:
-        pipeline, hf_dir = make_pipeline(args.model, Path(tmp))
-        service_body = lambda text: {"texts": [text]}  # noqa: E731
+        pipeline, hf_dir, _ = bert_ner_pipeline(args.model, Path(tmp))
         for system, batch in (("batched", args.max_batch_size), ("unbatched", 1)):
             if system not in systems:
                 continue
             port = free_port()
             metrics_port = free_port() if system == "batched" else None
-            process = start_service(pipeline, port, batch, args, metrics_port)
-            try:
-                results += run_levels(
-                    system,
-                    f"http://127.0.0.1:{port}/v1/entities",
-                    service_body,
-                    texts,
-                    n_words,
-                    args,
-                    r"ServeReplica:bert_ner",
+            command = service_command(pipeline, port, batch, args, metrics_port)
+            with running(command, f"http://127.0.0.1:{port}/readyz", Path(tmp, f"{system}.log")):
+                url = f"http://127.0.0.1:{port}/v1/entities"
+                server = Server(
+                    system, url, lambda text: {"texts": [text]}, "ServeReplica:bert_ner"
                 )
+                results += run_levels(server, sents, args)
                 if metrics_port:
                     time.sleep(12)  # Ray's metrics agent exports every few seconds
                     print(f"[batched] Ray Serve metrics: {mean_batch_size(metrics_port)}")
-            finally:
-                stop(process)
         if "handmade" in systems:
             port = free_port()
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "handwritten_server:app",
-                    f"--port={port}",
-                    "--log-level=warning",
-                ],
-                cwd=Path(__file__).resolve().parent,
-                env={
-                    **os.environ,
-                    "MODEL_DIR": str(hf_dir),
-                    "OMP_NUM_THREADS": str(os.cpu_count()),
-                },
+            command = module_command(
+                "uvicorn",
+                "benchmarks.handwritten_server:app",
+                f"--port={port}",
+                "--log-level=warning",
             )
-            try:
-                wait_ready(f"http://127.0.0.1:{port}/healthz", process)
-                results += run_levels(
-                    "handmade",
-                    f"http://127.0.0.1:{port}/ner",
-                    lambda text: {"text": text},
-                    texts,
-                    n_words,
-                    args,
-                    r"uvicorn handwritten_server",
-                )
-            finally:
-                stop(process)
-        ceiling, single = offline_ceiling(pipeline, texts, n_words, args.max_batch_size)
-    print_table(results, ceiling, single)
+            threads = str(os.cpu_count())
+            with running(
+                command,
+                f"http://127.0.0.1:{port}/healthz",
+                Path(tmp, "handmade.log"),
+                MODEL_DIR=str(hf_dir),
+                OMP_NUM_THREADS=threads,
+            ):
+                url = f"http://127.0.0.1:{port}/ner"
+                pattern = r"uvicorn benchmarks\.handwritten_server"
+                server = Server("handmade", url, lambda text: {"text": text}, pattern)
+                results += run_levels(server, sents, args)
+        ceiling, single = offline_ceiling(pipeline, sents, args.max_batch_size)
+    print_results(results, ceiling, single)
 
 
 if __name__ == "__main__":

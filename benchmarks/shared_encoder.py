@@ -12,20 +12,17 @@ Every pipeline is built from its config on the embedded MiniLM and initialized o
 train; speed does not depend on what the heads have learnt. Each figure is the median of
 `--runs` timed passes after a warm-up pass.
 
-    python benchmarks/shared_encoder.py
-    python benchmarks/shared_encoder.py --sentences 500 --runs 1     # a quick look
+    python -m benchmarks.shared_encoder
+    python -m benchmarks.shared_encoder --sentences 500 --runs 1     # a quick look
 """
 
 import argparse
 import os
-import statistics
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-import spacy
 import torch
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -33,33 +30,23 @@ from spacy.training import Example
 from spacy.util import load_config, load_model_from_config
 from thinc.api import fix_random_seed
 
-from spacy_bert_ner.conll import conll_to_docs, read_conll
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "conll2003"
+from .inputs import config_file, conll_file, gold_docs
+from .machine import describe
+from .measure import median_seconds
+from .tables import print_table, ratio
 
 
 def sentence_docs(path: Path, limit: int) -> list[Doc]:
     """Gold sentences (entities and POS tags) of a CoNLL file, in file order."""
-    docs = conll_to_docs(read_conll(path), spacy.blank("en").vocab)
-    return [sent.as_doc() for doc in docs for sent in doc.sents][:limit]
+    return [sent.as_doc() for doc in gold_docs(path) for sent in doc.sents][:limit]
 
 
 def build(config_name: str, gold: Sequence[Doc], **overrides: object) -> Language:
-    config = load_config(REPO / "configs" / config_name, overrides=dict(overrides))
+    config = load_config(config_file(config_name), overrides=dict(overrides))
     nlp = load_model_from_config(config, auto_fill=True, validate=True)
     examples = [Example(Doc(nlp.vocab, words=[t.text for t in g]), g) for g in gold]
     nlp.initialize(lambda: examples)
     return nlp
-
-
-def median_seconds(measure: Callable[[], float], runs: int) -> float:
-    """Median of `runs` measurements after one untimed warm-up."""
-    measure()
-    return statistics.median(measure() for _ in range(runs))
 
 
 def pipe_seconds(nlps: Sequence[Language], words: Sequence[list[str]], batch: int) -> float:
@@ -94,9 +81,8 @@ def inference_table(train: list[Doc], test: list[Doc], args: argparse.Namespace)
     two = rates["two encoders: bert_ner (cpu.cfg) + transformer/tagger"]
     print(f"\nInference: {len(words)} CoNLL-2003 test sentences ({n_words} words), nlp.pipe batch")
     print(f"{args.batch}, median of {args.runs} runs; target: shared >= 1.7x two encoders\n")
-    print("| system | words/s | x two encoders |\n|---|---|---|")
-    for name, rate in rates.items():
-        print(f"| {name} | {rate:,.0f} | {rate / two:.2f} |")
+    rows = [[name, f"{rate:,.0f}", ratio(rate, two)] for name, rate in rates.items()]
+    print_table(["system", "words/s", "x two encoders"], rows)
 
 
 def training_table(train: list[Doc], args: argparse.Namespace) -> None:
@@ -110,8 +96,12 @@ def training_table(train: list[Doc], args: argparse.Namespace) -> None:
         for batch in batches:
             examples = [Example(Doc(nlp.vocab, words=[t.text for t in g]), g) for g in batch]
             if frozen:
-                skip = {"exclude": ["transformer", "tagger"], "annotates": ["transformer"]}
-                nlp.update(examples, sgd=optimizer, **skip)
+                nlp.update(
+                    examples,
+                    sgd=optimizer,
+                    exclude=["transformer", "tagger"],
+                    annotates=["transformer"],
+                )
             else:
                 nlp.update(examples, sgd=optimizer)
         return time.perf_counter() - start
@@ -120,15 +110,22 @@ def training_table(train: list[Doc], args: argparse.Namespace) -> None:
     frozen = n_words / median_seconds(lambda: epoch_seconds(frozen=True), args.runs)
     print(f"\nTraining: {len(train)} train sentences ({n_words} words) in batches of")
     print(f"{args.train_batch}, cpu_multitask.cfg, median of {args.runs} passes\n")
-    print("| training | words/s | x full |\n|---|---|---|")
-    print(f"| full: transformer, tagger and bert_ner learn | {full:,.0f} | 1.00 |")
-    ratio = frozen / full
-    print(f"| frozen transformer (annotating), bert_ner head only | {frozen:,.0f} | {ratio:.2f} |")
+    rows = [
+        ["full: transformer, tagger and bert_ner learn", f"{full:,.0f}", "1.00"],
+        ["frozen transformer (annotating), bert_ner head only", f"{frozen:,.0f}"]
+        + [ratio(frozen, full)],
+    ]
+    print_table(["training", "words/s", "x full"], rows)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DATA, help="directory of eng.train/eng.testb")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=conll_file("eng.train").parent,
+        help="directory of eng.train/eng.testb (%(default)s, from $SPACY_BERT_NER_DATA)",
+    )
     parser.add_argument("--sentences", type=int, default=1500, help="test sentences to pipe")
     parser.add_argument("--train-sentences", type=int, default=320)
     parser.add_argument("--batch", type=int, default=256, help="nlp.pipe batch size")
@@ -143,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     fix_random_seed(0)
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores), torch threads: {args.threads}")
+    print(describe(), flush=True)
     train = sentence_docs(args.data / "eng.train", args.train_sentences)
     test = sentence_docs(args.data / "eng.testb", args.sentences)
     inference_table(train, test, args)

@@ -9,11 +9,12 @@ CoNLL-2003 training words, in one process, with the same threads and about the s
   is exactly the step `spacy train` runs between its evaluations.
 Dev evaluation is excluded from both. Prints words/s and the ratio.
 
-    python benchmarks/train_speed.py [--steps 40] [--conll ../shared/data/conll2003/eng.train]
+    python -m benchmarks.train_speed [--steps 40] [--conll PATH/eng.train]
 """
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import spacy
@@ -23,22 +24,22 @@ from spacy.training import Example
 from spacy.util import load_config, registry
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from spacy_bert_ner.conll import conll_to_docs, read_conll
 from spacy_bert_ner.models.architectures import minilm_name
 
-REPO = Path(__file__).resolve().parents[1]
-TAGS = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+from .inputs import CONLL_TAGS, config_file, conll_file, gold_docs, read_sentences
+from .machine import describe
+from .tables import print_table, ratio
 
 
 def plain_loop(sentences: list[tuple[list[str], list[str]]], name: str, batch: int, steps: int):
     """The reference: what a transformers user writes by hand. Returns (words, seconds)."""
     tokenizer = AutoTokenizer.from_pretrained(name)
     model = AutoModelForTokenClassification.from_pretrained(
-        name, num_labels=len(TAGS), id2label=dict(enumerate(TAGS))
+        name, num_labels=len(CONLL_TAGS), id2label=dict(enumerate(CONLL_TAGS))
     )
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01)
-    tag_id = {t: i for i, t in enumerate(TAGS)}
+    tag_id = {t: i for i, t in enumerate(CONLL_TAGS)}
 
     def step(chunk: list[tuple[list[str], list[str]]]) -> int:
         words = [w for w, _ in chunk]
@@ -68,7 +69,7 @@ def plain_loop(sentences: list[tuple[list[str], list[str]]], name: str, batch: i
 
 def bert_ner_loop(docs, name: str, steps: int, words_per_batch: int):
     """`spacy train`'s update step with the optimizer and batcher of configs/cpu.cfg."""
-    config = load_config(REPO / "configs" / "cpu.cfg")
+    config = load_config(config_file("cpu.cfg"))
     config["components"]["bert_ner"]["model"]["name"] = name
     config["training"]["batcher"]["size"]["rate"] = words_per_batch
     nlp = spacy.blank("en", vocab=docs[0].vocab)  # the gold docs' labels live in that vocab
@@ -88,47 +89,42 @@ def bert_ner_loop(docs, name: str, steps: int, words_per_batch: int):
     return n_words, time.perf_counter() - start
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--conll", type=Path, default=REPO.parent / "shared/data/conll2003/eng.train"
+        "--conll",
+        type=Path,
+        default=conll_file("eng.train"),
+        help="CoNLL training file (%(default)s, from $SPACY_BERT_NER_DATA)",
     )
     parser.add_argument("--model", default=None, help="encoder (default: embedded MiniLM)")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per system")
     parser.add_argument("--batch-sentences", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    print(describe(), flush=True)
     name = args.model or minilm_name()
 
-    docs = conll_to_docs(read_conll(args.conll), spacy.blank("en").vocab)
-    sentences = [
-        (
-            [t.text for t in sent],
-            [t.ent_iob_ + "-" + t.ent_type_ if t.ent_type_ else "O" for t in sent],
-        )
-        for doc in docs
-        for sent in doc.sents
-    ]
-    words_per_sentence = sum(len(w) for w, _ in sentences) / len(sentences)
-    words_per_batch = round(words_per_sentence * args.batch_sentences)
-
-    plain_words, plain_s = plain_loop(sentences, name, args.batch_sentences, args.steps)
-    ours_words, ours_s = bert_ner_loop(docs, name, args.steps, words_per_batch)
+    sents = read_sentences(args.conll)
+    words_per_batch = round(sents.n_words / len(sents.words) * args.batch_sentences)
+    plain = list(zip(sents.words, sents.tags, strict=True))
+    plain_words, plain_s = plain_loop(plain, name, args.batch_sentences, args.steps)
+    ours_words, ours_s = bert_ner_loop(gold_docs(args.conll), name, args.steps, words_per_batch)
     plain_wps, ours_wps = plain_words / plain_s, ours_words / ours_s
     print(
         f"\nencoder {name}; {args.threads} threads; batch {args.batch_sentences} sentences"
         f" (~{words_per_batch} words); {args.steps} timed steps each\n"
     )
-    print(f"{'system':<42}{'words':>9}{'seconds':>10}{'words/s':>10}{'ratio':>8}")
-    print(
-        f"{'plain transformers loop (sentences, AdamW)':<42}{plain_words:>9}{plain_s:>10.1f}"
-        f"{plain_wps:>10.0f}{1.0:>8.2f}"
-    )
-    print(
-        f"{'bert_ner under spacy train (documents)':<42}{ours_words:>9}{ours_s:>10.1f}"
-        f"{ours_wps:>10.0f}{ours_wps / plain_wps:>8.2f}"
+    print_table(
+        ["system", "words", "seconds", "words/s", "ratio"],
+        [
+            ["plain transformers loop (sentences, AdamW)", plain_words, f"{plain_s:.1f}"]
+            + [f"{plain_wps:.0f}", "1.00"],
+            ["bert_ner under spacy train (documents)", ours_words, f"{ours_s:.1f}"]
+            + [f"{ours_wps:.0f}", ratio(ours_wps, plain_wps)],
+        ],
     )
 
 
