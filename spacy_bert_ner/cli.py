@@ -198,14 +198,13 @@ def serve(
     An API key is asked for when the BERT_NER_API_KEY environment variable is set."""
     import os
 
+    from .extras import require
     from .serve.settings import API_KEY_VARIABLE, ServiceSettings
 
-    try:
-        from .serve.command import serve_pipeline
-    except ModuleNotFoundError as err:
-        if err.name is None or err.name.split(".")[0] not in ("ray", "fastapi", "starlette"):
-            raise
-        raise BertNERError("serve needs Ray Serve: pip install 'spacy-bert-ner[serve]'") from err
+    for module in ("ray.serve", "fastapi"):
+        require(module, "serve")
+    from .serve.command import serve_pipeline
+
     settings = ServiceSettings(
         max_batch_size=max_batch_size,
         batch_wait_ms=batch_wait_ms,

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from wasabi import msg
 
 from ..errors import BertNERError
+from ..extras import require
 from ..pipeline.loading import load_pipeline
 from . import ENGINES
 from .annotator import EngineOptions
@@ -110,12 +111,10 @@ def annotate(
     errors = Path(errors) if errors is not None else default_errors_path(output)
     check_arguments(model, input_path, output, errors, engine, batch_size, workers, gpus_per_worker)
     if engine == "ray":
-        try:
-            from .ray_engine import ray_results
-        except ModuleNotFoundError as err:
-            if err.name not in ("ray", "pyarrow"):
-                raise
-            raise BertNERError("--engine ray needs Ray: pip install 'spacy-bert-ner[ray]'") from err
+        for module in ("ray.data", "pyarrow"):
+            require(module, "--engine ray")
+        from .ray_engine import ray_results
+
         # Ray reports an actor that failed to load as a multi-page traceback without its
         # cause; loading the pipeline here once turns that into the usual one line.
         load_pipeline(model)

@@ -24,6 +24,7 @@ from wasabi import msg
 
 from ..errors import BertNERError
 from ..evaluation.plots import png_figure
+from ..extras import require
 from ..io import atomic_path
 from .search_space import load_search_space
 from .trial import run_trial
@@ -85,6 +86,7 @@ def tune(
     config_path = Path(config_path).resolve()
     if not config_path.is_file():
         raise BertNERError(f"{config_path}: config not found")
+    require("optuna", "tune")  # its distributions describe the space, whichever the engine
     space = load_search_space(space_path)
     overrides = dict(overrides or {})
     for key in space:  # a wrong key is an error now, not in the first trial
@@ -251,15 +253,10 @@ def _search_ray(
     """The same trials on Ray Tune: Optuna's TPE as its searcher, ASHA as its pruner. Ray
     Tune runs each trial in a worker of the cluster `ray.init()` joins (a local one here);
     rerunning resumes the experiment in `output_dir/ray`."""
-    try:
-        import ray
-        from ray import tune as ray_tune
-        from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-        from ray.tune.search.optuna import OptunaSearch
-    except ImportError as err:
-        raise BertNERError(
-            "--engine ray needs Ray Tune: pip install 'spacy-bert-ner[tune]'"
-        ) from err
+    ray_tune = require("ray.tune", "tune --engine ray")
+    import ray
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
 
     cwd = Path.cwd()
     gpu_id = settings.gpu_id
