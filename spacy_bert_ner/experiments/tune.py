@@ -22,7 +22,7 @@ from typing import Any
 from spacy import util
 from wasabi import msg
 
-from ..errors import BertNERError
+from ..errors import BertNERError, parse_choice
 from ..evaluation.plots import png_figure
 from ..extras import require
 from ..io import atomic_path
@@ -38,6 +38,8 @@ RAY_METRIC = "best_score"
 
 
 class TuneEngine(StrEnum):
+    """Which library runs the trials (see the module's docstring); the CLI's choices."""
+
     optuna = "optuna"
     ray = "ray"
 
@@ -55,6 +57,10 @@ class TuneSettings:
     #: Ray Tune: trials running at once, and CPUs each one reserves.
     workers: int = 1
     cpus_per_trial: float = 1.0
+
+    def __post_init__(self) -> None:
+        # A Python caller may give the engine's name; a misspelt one must not fall to optuna.
+        self.engine = parse_choice(TuneEngine, self.engine, "engine")
 
 
 @dataclass
