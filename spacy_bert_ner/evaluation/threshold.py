@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import srsly
 from wasabi import msg
 
 from ..conll import load_gold_docs
 from ..errors import BertNERError
-from ..io import atomic_path
+from ..io import write_json
 from ..pipeline.loading import load_pipeline, single_bert_ner_pipe
 from ..pipeline.spans import SCORE_EXTENSION
 from .command import predict_on_gold
@@ -91,8 +90,7 @@ def write_threshold_curve(
         f"(at 0: {100 * zero['f1']:.2f})"
     )
     if output is not None:
-        with atomic_path(Path(output)) as tmp_path:
-            srsly.write_json(tmp_path, result)
+        write_json(output, result)
     if plot is not None:
         plot_threshold_curve(result, Path(plot))
     return result

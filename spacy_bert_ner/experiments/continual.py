@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import spacy
-import srsly
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
@@ -36,7 +35,7 @@ from ..errors import BertNERError
 from ..evaluation.command import predict_on_gold, unannotated_copy
 from ..evaluation.plots import png_figure
 from ..evaluation.scores import score_docs
-from ..io import atomic_path
+from ..io import write_json
 from ..pipeline.loading import load_pipeline, single_bert_ner_pipe
 from ..training.callbacks import make_rehearsal
 from ..training.readers import create_sentence_runs_reader
@@ -132,8 +131,7 @@ def run_continual_experiment(
     }
     _print_table(metrics)
     if output is not None:
-        with atomic_path(output) as tmp_path:
-            srsly.write_json(tmp_path, metrics)
+        write_json(output, metrics)
         msg.good(f"Metrics written to {output}")
     if plot is not None:
         msg.good(f"Plot written to {plot_continual(metrics, plot)}")

@@ -13,7 +13,6 @@ is run again with the same values. Ray Tune resumes its own experiment directory
 and spreads trials over whatever cluster `ray.init()` joins.
 """
 
-import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -25,7 +24,7 @@ from wasabi import msg
 from ..errors import BertNERError, parse_choice
 from ..evaluation.plots import png_figure
 from ..extras import require
-from ..io import atomic_path
+from ..io import atomic_path, write_json
 from .search_space import load_search_space
 from .trial import run_trial
 
@@ -341,8 +340,7 @@ def _write_outputs(
 ) -> None:
     scored = [r for r in records if r.state == "COMPLETE" and r.score is not None]
     _print_table(records, list(space))
-    with atomic_path(output_dir / TRIALS_JSON) as tmp:
-        tmp.write_text(json.dumps([asdict(r) for r in records], indent=2), encoding="utf8")
+    write_json(output_dir / TRIALS_JSON, [asdict(r) for r in records])
     if not scored:
         msg.warn("no trial completed: no best config")
         return
