@@ -133,9 +133,9 @@ def forward(
 def resize_output(
     model: Model, tags: Sequence[str], *, below_outside: float | None = None
 ) -> Model:
-    """Give the head the tag set `tags` by the standalone head's rule (`head.head_rows`, which
-    says why): the rows of the tags it has are kept bit for bit (a reorder moves them), new
-    ones start `below_outside` under "O", else from zeros.
+    """Give the head the tag set `tags` by the rule both architectures follow (`head.head_rows`,
+    which says why): the rows of the tags it has are kept bit for bit (a reorder moves them),
+    new ones start `below_outside` under "O", else from zeros.
     """
     sources = head_rows(model.attrs["tags"], tags, below_outside=below_outside)
     if sources is None:
