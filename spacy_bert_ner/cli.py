@@ -2,22 +2,24 @@
 
 The package's own input errors (`BertNERError`) and typer's usage errors are printed as one
 line in one place (`OneLineErrors`), so a bad CoNLL line, a missing model or a mistyped option
-never ends in a traceback. Each command imports its subpackage when it runs, so `--help` and
-the other commands never pay for Ray or matplotlib.
+never ends in a traceback. Each command imports what it runs when it runs, so `--help` and
+the other commands never pay for Ray or matplotlib; the options' choices are the enums of the
+modules that use them (`ConllScheme`, `Engine`, `TuneEngine`), none of which imports either.
 """
 
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-from .annotate import Engine
+from .annotate.command import Engine
+from .conll import ConllScheme
 from .errors import BertNERError
+from .experiments.tune import TuneEngine
 
 # typer 0.2x vendors its own click: take click's exceptions from where typer's live.
 _click_exceptions = sys.modules[typer.BadParameter.__module__]
@@ -58,13 +60,6 @@ class OneLineErrors(TyperGroup):
             return super().invoke(ctx)
 
 
-class ConllScheme(StrEnum):
-    """Tag schemes a CoNLL file can be read as."""
-
-    IOB1 = "IOB1"
-    IOB2 = "IOB2"
-
-
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, cls=OneLineErrors)
 
 
@@ -83,9 +78,7 @@ def convert(
     """Convert a CoNLL NER file to a .spacy DocBin, one doc per -DOCSTART- document."""
     from .conll import convert_file
 
-    convert_file(
-        input_path, output_dir, scheme=scheme.value if scheme else None, n_sents=n_sents, lang=lang
-    )
+    convert_file(input_path, output_dir, scheme=scheme, n_sents=n_sents, lang=lang)
 
 
 @app.command()
@@ -134,7 +127,7 @@ def annotate(
         input_path,
         output,
         errors=errors,
-        engine=engine.value,
+        engine=engine,
         text_field=text_field,
         id_field=id_field,
         batch_size=batch_size,
@@ -198,14 +191,13 @@ def serve(
     An API key is asked for when the BERT_NER_API_KEY environment variable is set."""
     import os
 
+    from .extras import require
     from .serve.settings import API_KEY_VARIABLE, ServiceSettings
 
-    try:
-        from .serve.command import serve_pipeline
-    except ModuleNotFoundError as err:
-        if err.name is None or err.name.split(".")[0] not in ("ray", "fastapi", "starlette"):
-            raise
-        raise BertNERError("serve needs Ray Serve: pip install 'spacy-bert-ner[serve]'") from err
+    for module in ("ray.serve", "fastapi"):
+        require(module, "serve")
+    from .serve.command import serve_pipeline
+
     settings = ServiceSettings(
         max_batch_size=max_batch_size,
         batch_wait_ms=batch_wait_ms,
@@ -289,8 +281,8 @@ def tune(
         Path("training/tune"), "--output", "-o", help="Study, trials table, best.cfg, plot"
     ),
     trials: int = typer.Option(20, "--trials", "-n", help="Trials in all (a rerun resumes)"),
-    engine: str = typer.Option(
-        "optuna", "--engine", help="optuna (SQLite study) or ray (Ray Tune)"
+    engine: TuneEngine = typer.Option(
+        TuneEngine.optuna, "--engine", help="optuna (SQLite study) or ray (Ray Tune)"
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler"),
     prune: bool = typer.Option(True, "--prune/--no-prune", help="Stop trials whose dev scores lag"),
@@ -306,14 +298,12 @@ def tune(
     `spacy train`: paths, max_steps) apply to every trial."""
     from spacy.cli._util import parse_config_overrides
 
-    from .experiments.tune import TuneEngine, TuneSettings
+    from .experiments.tune import TuneSettings
     from .experiments.tune import tune as run_search
 
-    if engine not in {e.value for e in TuneEngine}:
-        raise typer.BadParameter(f"--engine must be optuna or ray, not {engine!r}")
     settings = TuneSettings(
         trials=trials,
-        engine=TuneEngine(engine),
+        engine=engine,
         seed=seed,
         prune=prune,
         study_name=study_name,

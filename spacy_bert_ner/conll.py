@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import cast
 
@@ -27,12 +28,19 @@ from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 from wasabi import msg
 
-from .errors import BertNERError, ConllFormatError
+from .errors import BertNERError, ConllFormatError, parse_choice
 from .io import atomic_path
 from .tags import iob1_to_iob2
 
 DOCSTART = "-DOCSTART-"
-CONLL_SCHEMES = ("IOB1", "IOB2")
+
+
+class ConllScheme(StrEnum):
+    """The tag schemes a CoNLL file can be read as (the `convert --scheme` choices)."""
+
+    IOB1 = "IOB1"
+    IOB2 = "IOB2"
+
 
 Sentence = list[tuple[str, str]]
 """(word, tag) pairs of one sentence."""
@@ -58,7 +66,7 @@ class ConllDocument:
     """
 
     sentences: list[Sentence]
-    scheme: str
+    scheme: ConllScheme
     pos: list[list[str]] | None = None
 
 
@@ -105,22 +113,20 @@ def data_dir() -> Path:
 
 
 def read_conll(
-    path: Path | str, scheme: str | None = None, n_sents: int = 10
+    path: Path | str, scheme: ConllScheme | str | None = None, n_sents: int = 10
 ) -> list[ConllDocument]:
     """Read a CoNLL NER file into documents of sentences with IOB2 tags.
 
     -DOCSTART- lines start a new document (blank line after them or not) and never become
     tokens; documents without any sentence are dropped. A file without -DOCSTART- lines is
-    cut into documents of `n_sents` sentences. `scheme` is "IOB1" or "IOB2"; when None it is
+    cut into documents of `n_sents` sentences. `scheme` is a `ConllScheme`; when None it is
     detected from the whole file (see `detect_scheme`). Raises ConllFormatError naming the
     file and line for undecodable bytes, lines with one column and unknown tags.
     """
     if n_sents < 1:
         raise BertNERError(f"n_sents must be at least 1, got {n_sents}")
     if scheme is not None:
-        if scheme.upper() not in CONLL_SCHEMES:
-            raise BertNERError(f"unknown tag scheme {scheme!r}: use IOB1 or IOB2")
-        scheme = scheme.upper()
+        scheme = parse_choice(ConllScheme, scheme, "tag scheme")
     raw_documents, saw_docstart = _parse(path, _read_text(path))
     sentences = [sentence for document in raw_documents for sentence in document]
     if not sentences:
@@ -147,7 +153,7 @@ def _complete_pos(pos_tags: list[PosTags]) -> list[list[str]] | None:
     return None
 
 
-def detect_scheme(sentences: Iterable[Sequence[str]]) -> str:
+def detect_scheme(sentences: Iterable[Sequence[str]]) -> ConllScheme:
     """Say whether a file's tags (one sequence per sentence) are IOB1 or IOB2.
 
     IOB1 when I- tags start more entities than there are B- tags. "Any I- at an entity start"
@@ -165,7 +171,7 @@ def detect_scheme(sentences: Iterable[Sequence[str]]) -> str:
             elif tag.startswith("I-") and _starts_entity(previous, tag):
                 i_starts += 1
             previous = tag
-    return "IOB1" if i_starts > b_tags else "IOB2"
+    return ConllScheme.IOB1 if i_starts > b_tags else ConllScheme.IOB2
 
 
 def conll_to_docs(documents: Iterable[ConllDocument], vocab: Vocab) -> list[Doc]:
@@ -195,7 +201,7 @@ def conll_to_docs(documents: Iterable[ConllDocument], vocab: Vocab) -> list[Doc]
 def convert_file(
     input_path: Path | str,
     output_dir: Path | str,
-    scheme: str | None = None,
+    scheme: ConllScheme | str | None = None,
     n_sents: int = 10,
     lang: str = "en",
 ) -> Path:

@@ -1,6 +1,10 @@
 """Errors the package raises for bad input, each worded for the user who caused it."""
 
+from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
+
+Choice = TypeVar("Choice", bound=StrEnum)
 
 
 def one_line(err: BaseException, limit: int = 300) -> str:
@@ -12,6 +16,16 @@ def one_line(err: BaseException, limit: int = 300) -> str:
 
 class BertNERError(ValueError):
     """Base class: the CLI prints these as one line instead of a traceback."""
+
+
+def parse_choice(choices: type[Choice], value: str, what: str) -> Choice:
+    """`value` as a member of the enum `choices`, whatever its case; else a one-line error
+    listing them. The CLI's typer options take the same enums, so a choice is spelt once for
+    the command line and for the Python functions behind it."""
+    for member in choices:
+        if member.value.lower() == str(value).lower():
+            return member
+    raise BertNERError(f"unknown {what} {value!r}: use one of {', '.join(choices)}")
 
 
 class ConllFormatError(BertNERError):

@@ -11,6 +11,7 @@ the kernel, by being created with `os.open(..., 0o666)`: reading the umask would
 it, a process-wide race in threaded hosts (a web server, Ray actors).
 """
 
+import json
 import os
 import secrets
 import shutil
@@ -93,6 +94,16 @@ def _new_file(directory: Path, prefix: str) -> Path:
         except FileExistsError:
             continue
         return path
+
+
+def write_json(path: Path | str, data: Any) -> None:
+    """Write `data` as JSON to `path`, whole or not at all (see `atomic_path`).
+
+    The standard library's encoder, not srsly's: srsly's ujson keeps about ten significant
+    digits of a float, so a tuned learning rate read back from trials.json was another one.
+    """
+    with atomic_path(path) as tmp_path:
+        tmp_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf8")
 
 
 def read_json_object(

@@ -56,6 +56,10 @@ USAGE_ERRORS = {
         ["annotate", "pipeline", "in.jsonl", "out.jsonl", "--engine", "spark"],
         "'spark' is not one of 'local', 'ray'",
     ),
+    "unknown tune engine": (
+        ["tune", "good.conll", "--engine", "spark"],
+        "'spark' is not one of 'optuna', 'ray'",
+    ),
 }
 
 

@@ -16,6 +16,7 @@ LAYERS = {
     "errors": 0,
     "about": 0,
     "io": 1,
+    "extras": 1,
     "tags": 1,
     "text": 1,
     "models": 2,

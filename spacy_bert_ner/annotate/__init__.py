@@ -4,15 +4,3 @@
 knows what earlier runs wrote, `annotator` applies the pipeline, and `local` / `ray_engine`
 schedule it.
 """
-
-from enum import StrEnum
-
-
-class Engine(StrEnum):
-    """Where `annotate` runs the pipeline (kept here, light, for the CLI's choices)."""
-
-    local = "local"
-    ray = "ray"
-
-
-ENGINES = tuple(engine.value for engine in Engine)

@@ -13,7 +13,7 @@ from typing import Any
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from ..pipeline.bert_ner import BertNER
+from ..pipeline.loading import bert_ner_pipes
 from .progress import Done, FirstLines, triage
 from .records import ANNOTATED, ERROR, SKIPPED, Record, Result, error_line, output_line
 
@@ -40,7 +40,7 @@ def _reason(error: Exception) -> str:
 
 def entity_getter(nlp: Language) -> Callable[[Doc], Sequence[Span]]:
     """Where the pipeline's entities are: `doc.ents`, or the `bert_ner` pipe's `spans_key`."""
-    keys = {pipe.cfg["spans_key"] for _, pipe in nlp.pipeline if isinstance(pipe, BertNER)}
+    keys = {pipe.cfg["spans_key"] for _, pipe in bert_ner_pipes(nlp)}
     keys.discard(None)
     if len(keys) == 1:
         key = keys.pop()

@@ -17,21 +17,29 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 from wasabi import msg
 
-from ..errors import BertNERError
+from ..errors import BertNERError, parse_choice
+from ..extras import require
 from ..pipeline.loading import load_pipeline
-from . import ENGINES
 from .annotator import EngineOptions
 from .local import local_results
 from .progress import read_done
 from .records import ANNOTATED, ERROR, SKIPPED, Result, is_parquet, open_parquet
 
 ERRORS_SUFFIX = ".errors.jsonl"
+
+
+class Engine(StrEnum):
+    """Where `annotate` runs the pipeline (see the module's docstring); the CLI's choices."""
+
+    local = "local"
+    ray = "ray"
 
 
 @dataclass
@@ -60,14 +68,12 @@ def check_arguments(
     input_path: Path,
     output: Path,
     errors: Path,
-    engine: str,
+    engine: Engine,
     batch_size: int,
     workers: int,
     gpus_per_worker: float,
 ) -> None:
     """One-line errors for arguments that cannot work, before any pipeline is loaded."""
-    if engine not in ENGINES:
-        raise BertNERError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     if not input_path.exists():
         raise BertNERError(f"input not found: {input_path}")
     if not input_path.is_file():
@@ -82,7 +88,7 @@ def check_arguments(
         open_parquet(input_path, input_path)  # fails here, not in a Ray read task
     if gpus_per_worker < 0:
         raise BertNERError(f"--gpus-per-worker must be >= 0, not {gpus_per_worker}")
-    if engine == "local" and gpus_per_worker > 0 and workers > 1:
+    if engine == Engine.local and gpus_per_worker > 0 and workers > 1:
         raise BertNERError("the local engine uses one GPU in one process: --workers 1 (or ray)")
 
 
@@ -92,7 +98,7 @@ def annotate(
     output: Path,
     *,
     errors: Path | None = None,
-    engine: str = "local",
+    engine: Engine | str = Engine.local,
     text_field: str = "text",
     id_field: str = "id",
     batch_size: int = 256,
@@ -106,22 +112,21 @@ def annotate(
     `workers` actors with `gpus_per_worker` GPUs each run on the Ray cluster that
     `ray.init()` finds (`RAY_ADDRESS`, or a local one), unless Ray is already initialised.
     """
+    engine = parse_choice(Engine, engine, "engine")
     input_path, output = Path(input_path), Path(output)
     errors = Path(errors) if errors is not None else default_errors_path(output)
     check_arguments(model, input_path, output, errors, engine, batch_size, workers, gpus_per_worker)
-    if engine == "ray":
-        try:
-            from .ray_engine import ray_results
-        except ModuleNotFoundError as err:
-            if err.name not in ("ray", "pyarrow"):
-                raise
-            raise BertNERError("--engine ray needs Ray: pip install 'spacy-bert-ner[ray]'") from err
+    if engine == Engine.ray:
+        for module in ("ray.data", "pyarrow"):
+            require(module, "--engine ray")
+        from .ray_engine import ray_results
+
         # Ray reports an actor that failed to load as a multi-page traceback without its
         # cause; loading the pipeline here once turns that into the usual one line.
         load_pipeline(model)
     done = read_done(output, errors)
     options = EngineOptions(text_field, id_field, batch_size, workers, gpus_per_worker)
-    engine_results = ray_results if engine == "ray" else local_results
+    engine_results = ray_results if engine == Engine.ray else local_results
     batches = engine_results(model, input_path, done, options)
     tally = Tally()
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from typing import Any
 from spacy.tokens import Span
 
 from ..errors import BertNERError
+from ..extras import require
 from ..pipeline.spans import SCORE_EXTENSION
 from ..text import escape_lone_surrogates, replace_lone_surrogates
 
@@ -102,10 +103,7 @@ def jsonl_records(lines: Iterable[bytes], text_field: str, id_field: str) -> Ite
 
 def open_parquet(source: Any, name: str | Path) -> Any:
     """A `pyarrow.parquet.ParquetFile` of `source` (a path or a random-access file)."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as err:
-        raise BertNERError("reading Parquet needs pyarrow: pip install pyarrow") from err
+    pq = require("pyarrow.parquet", "reading Parquet")
     try:
         return pq.ParquetFile(source)
     except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ...

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import spacy
-import srsly
 from spacy.tokens import Doc
 from tqdm import tqdm
 from wasabi import msg
 
 from ..conll import load_gold_docs
 from ..errors import BertNERError
-from ..io import atomic_path
+from ..io import write_json
 from ..pipeline.loading import load_pipeline
 from .errors_page import write_error_page
 from .plots import plot_metrics
@@ -87,8 +86,7 @@ def evaluate_pipeline(
     print_report(metrics)
     if output is not None:
         output = Path(output)
-        with atomic_path(output) as tmp_path:
-            srsly.write_json(tmp_path, metrics)
+        write_json(output, metrics)
         msg.good(f"Metrics written to {output}")
     if plot is not None:
         msg.good(f"Plot written to {plot_metrics(metrics, confusion, plot)}")

@@ -6,11 +6,10 @@ measured on the test file rather than the dev scores `spacy train` leaves in the
 from pathlib import Path
 from typing import Any
 
-import srsly
 from wasabi import msg
 
 from ..errors import BertNERError
-from ..io import atomic_path, read_json_object
+from ..io import read_json_object, write_json
 
 #: Keys the template must give: `spacy package` would otherwise ship an empty field.
 REQUIRED = ("description", "author", "license", "sources")
@@ -57,7 +56,6 @@ def package_meta(template_path: Path, metrics_path: Path) -> dict[str, Any]:
 
 def write_package_meta(template_path: Path, metrics_path: Path, output: Path) -> dict[str, Any]:
     meta = package_meta(template_path, metrics_path)
-    with atomic_path(output) as tmp_path:
-        srsly.write_json(tmp_path, meta)
+    write_json(output, meta)
     msg.good(f"Package meta written to {output} (ents_f {meta['performance']['ents_f']:.4f})")
     return meta

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BertNERError
+from ..extras import require
 from ..io import atomic_path
 
 
@@ -21,15 +21,9 @@ def png_figure(path: Path, **subplots: Any) -> Iterator[tuple[Any, Any]]:
     matplotlib runs on its file-only Agg backend, and a missing matplotlib is a one-line error:
     it comes with the `project` extra, not with the core.
     """
-    try:
-        import matplotlib
+    require("matplotlib", "plotting").use("Agg")
+    import matplotlib.pyplot as plt
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise BertNERError(
-            "plotting needs matplotlib: pip install 'spacy-bert-ner[project]'"
-        ) from err
     fig, axes = plt.subplots(**subplots)
     try:
         yield fig, axes

@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import srsly
 from wasabi import msg
 
 from ..conll import load_gold_docs
 from ..errors import BertNERError
-from ..io import atomic_path
-from ..pipeline.bert_ner import BertNER
-from ..pipeline.loading import load_pipeline
+from ..io import write_json
+from ..pipeline.loading import load_pipeline, single_bert_ner_pipe
 from ..pipeline.spans import SCORE_EXTENSION
 from .command import predict_on_gold
 from .plots import png_figure
@@ -33,10 +31,8 @@ def threshold_curve(
     """P/R/F at `n_thresholds` thresholds evenly spaced over 0-1 (as `spacy find-threshold`
     tries them), the best one by F1 and the F1 at 0."""
     nlp = load_pipeline(model, gpu_id)
-    pipes = [pipe for _, pipe in nlp.pipeline if isinstance(pipe, BertNER)]
-    if len(pipes) != 1:
-        raise BertNERError(f"{model}: expected one bert_ner component, found {len(pipes)}")
-    pipes[0].cfg["threshold"] = 0.0
+    _, pipe = single_bert_ner_pipe(nlp, model)
+    pipe.cfg["threshold"] = 0.0
     gold_docs = load_gold_docs(Path(data_path), nlp.vocab)
     if not gold_docs:
         raise BertNERError(f"{data_path}: no documents to evaluate on")
@@ -94,8 +90,7 @@ def write_threshold_curve(
         f"(at 0: {100 * zero['f1']:.2f})"
     )
     if output is not None:
-        with atomic_path(Path(output)) as tmp_path:
-            srsly.write_json(tmp_path, result)
+        write_json(output, result)
     if plot is not None:
         plot_threshold_curve(result, Path(plot))
     return result

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import spacy
-import srsly
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
@@ -36,8 +35,8 @@ from ..errors import BertNERError
 from ..evaluation.command import predict_on_gold, unannotated_copy
 from ..evaluation.plots import png_figure
 from ..evaluation.scores import score_docs
-from ..io import atomic_path
-from ..pipeline.loading import load_pipeline
+from ..io import write_json
+from ..pipeline.loading import load_pipeline, single_bert_ner_pipe
 from ..training.callbacks import make_rehearsal
 from ..training.readers import create_sentence_runs_reader
 from .continual_data import drop_types, merge_pseudo_labels
@@ -87,8 +86,9 @@ def run_continual_experiment(
     rehearsal_corpus: .spacy docs whose texts the rehearsal runs on (their annotations are
         not used), read as runs of sentences like the training corpus.
     """
-    base = _load_pipeline(base_model)
-    old_types = list(base.get_pipe("bert_ner").labels)  # type: ignore[attr-defined]
+    base = load_pipeline(str(base_model))
+    name, base_pipe = single_bert_ner_pipe(base, base_model)
+    old_types = list(base_pipe.labels)
     if settings.new_type in old_types:
         raise BertNERError(f"{base_model} already predicts {settings.new_type}")
     test_docs = load_gold_docs(test, base.vocab)
@@ -115,7 +115,7 @@ def run_continual_experiment(
             nlp, examples, rehearsal_examples if variant.rehearse else None, settings
         )
         result = score_continual(test_docs, predict_on_gold(nlp, test_docs), settings.new_type)
-        result.update(train_seconds=seconds, steps=steps, loss=losses.get("bert_ner", 0.0))
+        result.update(train_seconds=seconds, steps=steps, loss=losses.get(name, 0.0))
         if variant.pseudo_labels:
             result["pseudo_label_seconds"] = pseudo_seconds
         results[variant.name] = result
@@ -131,8 +131,7 @@ def run_continual_experiment(
     }
     _print_table(metrics)
     if output is not None:
-        with atomic_path(output) as tmp_path:
-            srsly.write_json(tmp_path, metrics)
+        write_json(output, metrics)
         msg.good(f"Metrics written to {output}")
     if plot is not None:
         msg.good(f"Plot written to {plot_continual(metrics, plot)}")
@@ -149,6 +148,7 @@ def continue_training(
 
     Returns the seconds the update loop took, its number of steps and the summed losses.
     """
+    name, pipe = single_bert_ner_pipe(nlp, "continual")
     rng = random.Random(settings.seed)
     batches = []
     for _ in range(settings.epochs):
@@ -162,10 +162,11 @@ def continue_training(
         nlp.resume_training(sgd=optimizer)
         rehearse = make_rehearsal(
             lambda _: rehearsal_examples,
+            components=(name,),
             words_per_step=settings.words_per_batch,
             seed=settings.seed,
         )
-    nlp.get_pipe("bert_ner").add_label(settings.new_type)  # type: ignore[attr-defined]
+    pipe.add_label(settings.new_type)
     fix_random_seed(settings.seed)
     losses: dict[str, float] = {}
     start = time.perf_counter()
@@ -191,13 +192,6 @@ def _make_optimizer(settings: ContinualSettings, total_steps: int) -> Optimizer:
         grad_clip=1.0,
         use_averages=False,
     )
-
-
-def _load_pipeline(path: Path) -> Language:
-    nlp = load_pipeline(str(path))
-    if "bert_ner" not in nlp.pipe_names:
-        raise BertNERError(f"{path}: the pipeline has no bert_ner component")
-    return nlp
 
 
 def score_continual(

@@ -15,7 +15,7 @@ both take Optuna's distributions.
 from pathlib import Path
 from typing import Any
 
-from ..errors import BertNERError
+from ..errors import BertNERError, one_line
 
 #: Fields a range may have; `low`/`high` are required.
 RANGE_FIELDS = {"low", "high", "log", "step"}
@@ -30,8 +30,7 @@ def load_search_space(path: Path | str) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf8"))
     except (OSError, yaml.YAMLError) as err:
-        problem = " ".join(str(err).split())
-        raise BertNERError(f"{path}: cannot read the search space ({problem})") from None
+        raise BertNERError(f"{path}: cannot read the search space ({one_line(err)})") from None
     if not isinstance(raw, dict) or not raw:
         raise BertNERError(f"{path}: expected a mapping of dotted config keys to ranges")
     return {str(key): _distribution(path, str(key), value) for key, value in raw.items()}

@@ -13,7 +13,6 @@ is run again with the same values. Ray Tune resumes its own experiment directory
 and spreads trials over whatever cluster `ray.init()` joins.
 """
 
-import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -22,9 +21,10 @@ from typing import Any
 from spacy import util
 from wasabi import msg
 
-from ..errors import BertNERError
+from ..errors import BertNERError, parse_choice
 from ..evaluation.plots import png_figure
-from ..io import atomic_path
+from ..extras import require
+from ..io import atomic_path, write_json
 from .search_space import load_search_space
 from .trial import run_trial
 
@@ -37,6 +37,8 @@ RAY_METRIC = "best_score"
 
 
 class TuneEngine(StrEnum):
+    """Which library runs the trials (see the module's docstring); the CLI's choices."""
+
     optuna = "optuna"
     ray = "ray"
 
@@ -54,6 +56,10 @@ class TuneSettings:
     #: Ray Tune: trials running at once, and CPUs each one reserves.
     workers: int = 1
     cpus_per_trial: float = 1.0
+
+    def __post_init__(self) -> None:
+        # A Python caller may give the engine's name; a misspelt one must not fall to optuna.
+        self.engine = parse_choice(TuneEngine, self.engine, "engine")
 
 
 @dataclass
@@ -85,6 +91,7 @@ def tune(
     config_path = Path(config_path).resolve()
     if not config_path.is_file():
         raise BertNERError(f"{config_path}: config not found")
+    require("optuna", "tune")  # its distributions describe the space, whichever the engine
     space = load_search_space(space_path)
     overrides = dict(overrides or {})
     for key in space:  # a wrong key is an error now, not in the first trial
@@ -251,15 +258,10 @@ def _search_ray(
     """The same trials on Ray Tune: Optuna's TPE as its searcher, ASHA as its pruner. Ray
     Tune runs each trial in a worker of the cluster `ray.init()` joins (a local one here);
     rerunning resumes the experiment in `output_dir/ray`."""
-    try:
-        import ray
-        from ray import tune as ray_tune
-        from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-        from ray.tune.search.optuna import OptunaSearch
-    except ImportError as err:
-        raise BertNERError(
-            "--engine ray needs Ray Tune: pip install 'spacy-bert-ner[tune]'"
-        ) from err
+    ray_tune = require("ray.tune", "tune --engine ray")
+    import ray
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
 
     cwd = Path.cwd()
     gpu_id = settings.gpu_id
@@ -338,8 +340,7 @@ def _write_outputs(
 ) -> None:
     scored = [r for r in records if r.state == "COMPLETE" and r.score is not None]
     _print_table(records, list(space))
-    with atomic_path(output_dir / TRIALS_JSON) as tmp:
-        tmp.write_text(json.dumps([asdict(r) for r in records], indent=2), encoding="utf8")
+    write_json(output_dir / TRIALS_JSON, [asdict(r) for r in records])
     if not scored:
         msg.warn("no trial completed: no best config")
         return

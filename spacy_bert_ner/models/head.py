@@ -2,12 +2,14 @@
 
 A model's tag set lives in its config's `id2label`; growing or replacing it (`resize_head`)
 keeps the trained rows of the tags that stay, so a fine-tuned model can learn new entity types
-without losing the old ones. Case embeddings (`add_case_embeddings`) repurpose the token type
-table. Both leave a plain Hugging Face model, saved and loaded as any other.
+without losing the old ones; `head_rows` is that rule, which the listener's head follows too.
+Case embeddings (`add_case_embeddings`) repurpose the token type table. Both leave a plain
+Hugging Face model, saved and loaded as any other.
 """
 
 import logging
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from transformers import PretrainedConfig, PreTrainedModel
@@ -26,57 +28,87 @@ def tag_names(config: PretrainedConfig) -> list[str]:
     return [config.id2label[i] for i in range(config.num_labels)]
 
 
-def outside_id(config: PretrainedConfig) -> int:
-    names = tag_names(config)
-    return names.index("O") if "O" in names else 0
+def outside_index(tags: Sequence[str]) -> int:
+    """The row of "O" in a head predicting `tags` (row 0 for a head without one)."""
+    return list(tags).index("O") if "O" in tags else 0
 
 
 def is_token_classifier(config: PretrainedConfig) -> bool:
     return any(a.endswith("ForTokenClassification") for a in config.architectures or [])
 
 
-def resize_head(
-    hf_model: PreTrainedModel, tags: Sequence[str], *, below_outside: float | None = None
-) -> None:
-    """Give a loaded classifier the tag set `tags`, keeping the rows of tags it already has.
+class RowSource(NamedTuple):
+    """Where one row of a resized head starts: the old head's row `row`, its bias lowered by
+    `bias_offset`."""
 
-    New rows get Hugging Face's initialisation, or, with `below_outside`, a copy of the "O"
-    row whose bias is lowered by that margin. Then every new tag's logit sits `below_outside`
-    under O's on every token, so the decoder never prefers one (a run of new tags always
-    loses to O in its place, which every scheme allows): a trained model's entities stay as
-    they were until training moves the new rows. The copy starts a new type where the old
-    model put what it was never taught to tag, on the O side; a random row would start it
-    nowhere in particular, and a bias low enough to make that safe would take many steps
-    to climb.
+    row: int
+    bias_offset: float = 0.0
+
+
+def head_rows(
+    old_tags: Sequence[str], tags: Sequence[str], *, below_outside: float | None = None
+) -> list[RowSource | None] | None:
+    """The rule every head is resized by, both architectures' alike: for each of `tags`, in
+    that order, the old head's row it starts from, or None for a freshly initialised row.
+    None instead of a list when the head already predicts `tags` in that order: then it is
+    left untouched, not rebuilt.
+
+    A tag the head has keeps its trained row bit for bit, wherever it moves: a reorder (the
+    same tags in another order) keeps every row and only permutes them, so the model predicts
+    exactly what it did; the head always ends with `tags` in the order asked. Whether a head
+    whose entity types already match needs resizing at all is the pipe's question
+    (`tags.tags_for_head`), not this one's.
+
+    A new tag gets a fresh row, or, with `below_outside`, a copy of the "O" row whose bias is
+    lowered by that margin. Then every new tag's logit sits `below_outside` under O's on every
+    token, so the decoder never prefers one (a run of new tags always loses to O in its place,
+    which every scheme allows): a trained model's entities stay as they were until training
+    moves the new rows. The copy starts a new type where the old model put what it was never
+    taught to tag, on the O side; a random row would start it nowhere in particular, and a
+    bias low enough to make that safe would take many steps to climb.
     """
-    old_tags = tag_names(hf_model.config)
-    if set(old_tags) == set(tags):
-        return
+    old_tags = list(old_tags)
+    if old_tags == list(tags):
+        return None
+    fresh = None if below_outside is None else RowSource(outside_index(old_tags), below_outside)
+    sources = [RowSource(old_tags.index(tag)) if tag in old_tags else fresh for tag in tags]
     kept = [tag for tag in tags if tag in old_tags]
+    new = [tag for tag in tags if tag not in old_tags]
     logger.info(
         "bert_ner: new classification head with %d tags; kept the trained rows of %d (%s), "
-        "initialised %d (%s)",
+        "%s %d (%s)",
         len(tags),
         len(kept),
         ", ".join(kept) or "none",
-        len(tags) - len(kept),
-        ", ".join(tag for tag in tags if tag not in old_tags) or "none",
+        "initialised" if below_outside is None else f"started {below_outside} under O",
+        len(new),
+        ", ".join(new) or "none",
     )
+    return sources
+
+
+def resize_head(
+    hf_model: PreTrainedModel, tags: Sequence[str], *, below_outside: float | None = None
+) -> bool:
+    """Give a loaded classifier the tags `tags` by `head_rows`'s rule (which says why): rows
+    of the tags it has are kept (a reorder moves them), new ones start under "O" with
+    `below_outside`, else from Hugging Face's initialisation. Returns whether the head
+    changed."""
+    sources = head_rows(tag_names(hf_model.config), tags, below_outside=below_outside)
+    if sources is None:
+        return False
     old_head = _classifier_layer(hf_model)
     new_head = torch.nn.Linear(old_head.in_features, len(tags)).to(old_head.weight.device)
     hf_model._init_weights(new_head)
-    outside = outside_id(hf_model.config)
     with torch.no_grad():
-        for i, tag in enumerate(tags):
-            if tag in old_tags:
-                new_head.weight[i] = old_head.weight[old_tags.index(tag)]
-                new_head.bias[i] = old_head.bias[old_tags.index(tag)]
-            elif below_outside is not None:
-                new_head.weight[i] = old_head.weight[outside]
-                new_head.bias[i] = old_head.bias[outside] - below_outside
+        for i, source in enumerate(sources):
+            if source is not None:
+                new_head.weight[i] = old_head.weight[source.row]
+                new_head.bias[i] = old_head.bias[source.row] - source.bias_offset
     hf_model.classifier = new_head
     _set_tags(hf_model.config, tags)
     hf_model.num_labels = len(tags)  # type: ignore[assignment]
+    return True
 
 
 def _set_tags(config: PretrainedConfig, tags: Sequence[str]) -> None:

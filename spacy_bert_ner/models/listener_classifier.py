@@ -31,7 +31,8 @@ from thinc.api import Model
 from thinc.types import Floats2d, Ragged
 
 from ..errors import BertNERError
-from .token_classifier import NO_PIECE_LOGIT
+from .head import head_rows, outside_index
+from .rows import NO_PIECE_LOGIT, split_rows
 from .windows import N_CASE_CLASSES, case_classes
 
 #: The thinc model's name: what tells this architecture's models from the standalone ones.
@@ -64,7 +65,7 @@ def first_piece_forward(
 
 def init(model: Model, X: Sequence[Doc] | None = None, Y: Sequence[str] | None = None) -> None:
     """Size the head: its input from the vectors the listener gives for `X`, its output from
-    the tag set `Y` (a head that exists keeps the rows of the tags it already has)."""
+    the tag set `Y` (a head that exists is resized by `resize_output`'s rule)."""
     tok2vec = model.layers[0]
     if Y is None:
         if not model.attrs["tags"]:
@@ -113,7 +114,7 @@ def forward(
         cases = xp.asarray(np.concatenate([np.zeros(0, "i"), *map(case_classes, docs)]), "i")
         logits += model.get_param("C")[cases] * scale
     no_piece = ~X.any(axis=1)
-    outside = _outside(model)
+    outside = outside_index(model.attrs["tags"])
     logits[no_piece] = -NO_PIECE_LOGIT
     logits[no_piece, outside] = NO_PIECE_LOGIT
     lengths = [len(doc) for doc in docs]
@@ -129,21 +130,20 @@ def forward(
             model.inc_grad("C", d_case * scale)
         # Scaled from the gradient of a mean over tokens to that of a sum: see the module doc.
         d_X = (d_logits @ weights) * len(d_logits)
-        return backprop_tok2vec(_split(d_X, lengths))
+        return backprop_tok2vec(split_rows(d_X, lengths))
 
-    return _split(logits, lengths), backprop
+    return split_rows(logits, lengths), backprop
 
 
 def resize_output(
     model: Model, tags: Sequence[str], *, below_outside: float | None = None
 ) -> Model:
-    """Give the head the tag set `tags`, keeping the rows of the tags it has bit for bit.
-
-    New rows start from zeros, or with `below_outside` as a copy of the "O" row that much
-    lower (`head.resize_head` says why), so a trained model's entities stay as they were.
+    """Give the head the tag set `tags` by the rule both architectures follow (`head.head_rows`,
+    which says why): the rows of the tags it has are kept bit for bit (a reorder moves them),
+    new ones start `below_outside` under "O", else from zeros.
     """
-    old_tags = model.attrs["tags"]
-    if list(tags) == old_tags:
+    sources = head_rows(model.attrs["tags"], tags, below_outside=below_outside)
+    if sources is None:
         return model
     scale = model.attrs["head_lr_scale"]
     # One row per tag in W and b; one column per tag in C.
@@ -151,31 +151,15 @@ def resize_output(
     if model.has_param("C"):
         old["C.T"] = model.get_param("C").T
     new = {name: model.ops.alloc((len(tags), *value.shape[1:])) for name, value in old.items()}
-    outside = _outside(model)
-    for i, tag in enumerate(tags):
-        if tag in old_tags:
-            source = old_tags.index(tag)
-        elif below_outside is not None:
-            source = outside
-        else:
+    for i, source in enumerate(sources):
+        if source is None:
             continue
         for name, value in new.items():
-            value[i] = old[name][source]
-        if tag not in old_tags:
-            new["b"][i] -= cast(float, below_outside) / scale
+            value[i] = old[name][source.row]
+        new["b"][i] -= source.bias_offset / scale  # b is stored divided by the scale
     model.set_param("W", new["W"])
     model.set_param("b", new["b"])
     if "C.T" in new:
         model.set_param("C", model.ops.xp.ascontiguousarray(new["C.T"].T))
     model.attrs["tags"] = list(tags)
     return model
-
-
-def _outside(model: Model) -> int:
-    tags = model.attrs["tags"]
-    return tags.index("O") if "O" in tags else 0
-
-
-def _split(rows: Any, lengths: list[int]) -> list[Floats2d]:
-    ends = np.cumsum(lengths)
-    return [cast(Floats2d, rows[end - n : end]) for n, end in zip(lengths, ends, strict=True)]

@@ -32,6 +32,7 @@ import torch
 from transformers import PreTrainedModel
 
 from ..errors import BertNERError, ModelLoadError, one_line
+from ..extras import require
 from ..io import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -238,12 +239,5 @@ def _input_names(hf_model: PreTrainedModel) -> tuple[str, ...]:
 
 
 def _import_onnx() -> tuple[Any, Any]:
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError as err:
-        raise BertNERError(
-            f"bert_ner: backend 'onnxruntime' needs onnx and onnxruntime ({err.name} is "
-            "missing): pip install 'spacy-bert-ner[onnx]'"
-        ) from None
-    return onnx, onnxruntime
+    purpose = "bert_ner: backend 'onnxruntime'"
+    return require("onnx", purpose), require("onnxruntime", purpose)

@@ -23,26 +23,25 @@ from thinc.types import Floats2d
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from ..errors import BertNERError
-from .head import add_case_embeddings, outside_id, resize_head, tag_names, uses_case
+from .head import add_case_embeddings, outside_index, resize_head, tag_names, uses_case
 from .hf_loading import load_pretrained, peek_tags
 from .onnx_backend import open_session
+from .rows import NO_PIECE_LOGIT, split_rows
 from .runtime import TRIM_EVERY_CHUNKS, quantize_int8, release_freed_heap
 from .shim import TokenClassifierShim, convert_inputs, convert_outputs
-from .windows import WindowBatch, make_windows
+from .windows import make_windows
 
 #: The thinc model's name: what tells this architecture's models from the listener's.
 MODEL_NAME = "bert_token_classifier"
-
-#: Logit given to the "O" tag of tokens without a wordpiece; every other tag gets `-NO_PIECE`.
-NO_PIECE_LOGIT = 1e4
 
 
 def init(model: Model, X: Any = None, Y: Sequence[str] | None = None) -> None:
     """Load the named model; with `Y`, a tag set, give it a head for exactly those tags.
 
     thinc passes an output sample as `Y` so a layer can size itself; a token classifier's
-    output size is its tag set, so `Y` is that set (a classifier whose tags already match
-    keeps its head untouched). Case embeddings are added when `case_feature` asks for them.
+    output size is its tag set, so `Y` is that set (None, as `BertNER.initialize` passes
+    for a classifier whose types already match, keeps its head untouched). Case embeddings
+    are added when `case_feature` asks for them.
     """
     if not has_transformer(model):
         hf_model, tokenizer = load_pretrained(model.attrs["name"], Y)
@@ -58,15 +57,16 @@ def init(model: Model, X: Any = None, Y: Sequence[str] | None = None) -> None:
 def resize_output(
     model: Model, tags: Sequence[str], *, below_outside: float | None = None
 ) -> Model:
-    """Grow (or reorder) a loaded model's head to `tags`; spaCy's `attrs["resize_output"]` hook.
+    """Resize a loaded model's head to `tags`; spaCy's `attrs["resize_output"]` hook.
 
-    The rows of tags it already has are kept bit for bit; `below_outside` starts new tags that
-    far under "O" (see `head.resize_head`). The shim is rebuilt, so the optimizer sees new keys
-    for the head's parameters, whose shapes changed.
+    `head.head_rows` is the rule: the rows of tags it already has are kept bit for bit (a
+    reorder moves them), `below_outside` starts new tags that far under "O". When the head
+    changed, the shim is rebuilt, so the optimizer sees new keys for the head's parameters,
+    whose shapes changed.
     """
     hf_model = get_hf_model(model)
-    resize_head(hf_model, tags, below_outside=below_outside)
-    set_transformer(model, hf_model, model.attrs["tokenizer"])
+    if resize_head(hf_model, tags, below_outside=below_outside):
+        set_transformer(model, hf_model, model.attrs["tokenizer"])
     return model
 
 
@@ -94,7 +94,7 @@ def forward(
         max_batch_pieces=model.attrs["max_batch_pieces"],
         with_case=uses_case(hf_model),
     )
-    outside = outside_id(hf_model.config)
+    outside = outside_index(tag_names(hf_model.config))
     device = get_torch_default_device()
     table = torch.full((batch.n_tokens, hf_model.config.num_labels), -NO_PIECE_LOGIT, device=device)
     table[:, outside] = NO_PIECE_LOGIT
@@ -110,7 +110,7 @@ def forward(
         if not is_train and device.type == "cpu" and n_run % TRIM_EVERY_CHUNKS == 0:
             release_freed_heap()
 
-    scores = _split(cast(Floats2d, torch2xp(table)), batch)
+    scores = split_rows(cast(Floats2d, torch2xp(table)), [len(doc) for doc in docs])
 
     def backprop(d_scores: list[Floats2d]) -> list[Doc]:
         d_table = torch.as_tensor(model.ops.xp.concatenate(d_scores), device=device)
@@ -219,8 +219,3 @@ def window_length(model: Model) -> int:
 
 def _as_index(rows: Any, columns: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(rows).to(device), torch.from_numpy(columns).to(device)
-
-
-def _split(table: Floats2d, batch: WindowBatch) -> list[Floats2d]:
-    starts = batch.doc_starts
-    return [cast(Floats2d, table[starts[i] : starts[i + 1]]) for i in range(len(starts) - 1)]

@@ -34,6 +34,7 @@ from ..models.model_api import (
     make_ready,
     save_model,
 )
+from ..models.rows import split_rows
 from ..models.runtime import limit_threads_in_forked_children
 from ..models.token_classifier import get_hf_model
 from ..tags import TagScheme, tags_for_head
@@ -44,7 +45,7 @@ from .serialization import bytes_to_directory, directory_to_bytes, read_cfg, wri
 from .spans import decode_entities, install_extensions, write_entities
 from .throughput import Throughput
 
-#: How far under the "O" logit `add_label` starts a new tag (see `models.head.resize_head`).
+#: How far under the "O" logit `add_label` starts a new tag (see `models.head.head_rows`).
 #: Entities never change (any margin > 0 guarantees it); each new tag gets e^-5 (0.7%) of
 #: O's probability, so an entity's confidence shrinks by a factor 1 + n_new_tags * 0.0067 *
 #: p(O) at most (under 0.2% where p(O) < 0.1). The rows climb the margin in a few dozen
@@ -302,7 +303,7 @@ class BertNER(TrainablePipe):
         xp = self.model.ops.xp
         targets = np.concatenate([self._targets(eg) for eg in examples])
         loss, d_logits = token_cross_entropy(xp.concatenate(scores), xp.asarray(targets), xp)
-        return loss, _split_rows(d_logits, scores, xp)
+        return loss, split_rows(d_logits, [len(s) for s in scores])
 
     def _targets(self, example: Example) -> np.ndarray:
         """Tag ids for one example's tokens, `tags.NO_TARGET` where the loss ignores them: no gold
@@ -358,7 +359,7 @@ class BertNER(TrainablePipe):
         loss, d_logits = rehearsal_kl(
             xp.concatenate(scores), xp.concatenate(tutor_scores), xp.asarray(columns), xp
         )
-        backprop(_split_rows(d_logits, scores, xp))
+        backprop(split_rows(d_logits, [len(s) for s in scores]))
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
@@ -408,9 +409,3 @@ def _checked_threshold(threshold: float) -> float:
     if not 0.0 <= threshold <= 1.0:
         raise BertNERError(f"bert_ner: threshold must lie between 0 and 1, not {threshold}")
     return float(threshold)
-
-
-def _split_rows(rows: Any, like: list[Floats2d], xp: Any) -> list[Floats2d]:
-    """Split stacked per-token rows back into one array per doc, as `like` is split."""
-    lengths = np.cumsum([len(s) for s in like])[:-1]
-    return list(xp.split(rows, lengths))

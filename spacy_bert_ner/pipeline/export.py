@@ -12,14 +12,14 @@ from pathlib import Path
 import spacy
 
 from ..errors import BertNERError, ModelLoadError, one_line
-from .loading import load_pipeline
+from .loading import bert_ner_pipes, load_pipeline
 
 
 def export_onnx_pipeline(model: str, output: Path, *, int8: bool = False) -> list[str]:
     """Write `model` as a pipeline with onnxruntime-backed `bert_ner` components to `output`;
     returns the names of the components converted."""
     source = load_pipeline(model)
-    names = [name for name in source.pipe_names if source.get_pipe_meta(name).factory == "bert_ner"]
+    names = [name for name, _ in bert_ner_pipes(source)]
     path = source.path if source.path is not None else model
     del source  # loaded again below with the overrides; not two models in memory at once
     if not names:

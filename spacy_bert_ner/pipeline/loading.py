@@ -1,7 +1,8 @@
-"""Load a trained pipeline for the commands that run one (`evaluate`, `annotate`).
+"""Load a trained pipeline for the commands that run one (`evaluate`, `annotate`), and find
+its `bert_ner` components.
 
 One place turns a missing model or an unusable GPU into a one-line `BertNERError` instead of
-spaCy's or thinc's traceback.
+spaCy's or thinc's traceback, and one place says what counts as a `bert_ner` component.
 """
 
 from pathlib import Path
@@ -10,6 +11,7 @@ import spacy
 from spacy.language import Language
 
 from ..errors import BertNERError, ModelLoadError, one_line
+from .bert_ner import BertNER
 
 
 def load_pipeline(model: str, gpu_id: int = -1) -> Language:
@@ -25,3 +27,22 @@ def load_pipeline(model: str, gpu_id: int = -1) -> Language:
         return spacy.load(model)
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"cannot load model {model}: {one_line(err)}") from None
+
+
+def bert_ner_pipes(nlp: Language) -> list[tuple[str, BertNER]]:
+    """The pipeline's enabled `bert_ner` components with their names, in pipeline order.
+
+    Found by class, neither by name nor by factory: a pipeline may name its component anything
+    (`ner_bert`, or two side by side with their own `spans_key`), and a subclass's pipe made by
+    another factory is still one.
+    """
+    return [(name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, BertNER)]
+
+
+def single_bert_ner_pipe(nlp: Language, source: object) -> tuple[str, BertNER]:
+    """The one `bert_ner` component of a pipeline (`source` names it in the error), for the
+    commands that work on one: with two, which one they meant is the user's to say."""
+    pipes = bert_ner_pipes(nlp)
+    if len(pipes) != 1:
+        raise BertNERError(f"{source}: expected one bert_ner component, found {len(pipes)}")
+    return pipes[0]

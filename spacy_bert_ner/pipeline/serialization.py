@@ -14,7 +14,7 @@ import srsly
 
 from ..about import __version__
 from ..errors import ModelLoadError
-from ..io import atomic_path, read_json_object
+from ..io import read_json_object, write_json
 
 #: Key of the package version in a saved component's cfg (not a setting).
 VERSION_KEY = "spacy_bert_ner_version"
@@ -22,8 +22,7 @@ VERSION_KEY = "spacy_bert_ner_version"
 
 def write_cfg(cfg: dict[str, Any], cfg_path: Path) -> None:
     """Write the settings with the package version, whole or not at all."""
-    with atomic_path(cfg_path) as tmp_path:
-        srsly.write_json(tmp_path, {**cfg, VERSION_KEY: __version__})
+    write_json(cfg_path, {**cfg, VERSION_KEY: __version__})
 
 
 def read_cfg(cfg_path: Path, known: Iterable[str]) -> dict[str, Any]:

@@ -38,8 +38,7 @@ from spacy.tokens import Doc
 from ..about import __version__
 from ..annotate.annotator import entity_getter
 from ..annotate.records import Record, dumps, entity_records, make_record, output_line
-from ..pipeline.bert_ner import BertNER
-from ..pipeline.loading import load_pipeline
+from ..pipeline.loading import bert_ner_pipes, load_pipeline
 from .schemas import EntitiesRequest, EntitiesResponse
 from .settings import ServiceSettings
 
@@ -267,8 +266,7 @@ def build_application(
                         for key in ("max_length", "stride", "window_batch_size", "int8")
                     },
                 }
-                for name, pipe in self.nlp.pipeline
-                if isinstance(pipe, BertNER)
+                for name, pipe in bert_ner_pipes(self.nlp)
             }
             return {
                 "pipeline": {

@@ -36,6 +36,7 @@ from ..models.token_classifier import model_tags, window_length
 from ..models.windows import SpecialTokens, window_starts
 from ..pipeline.bert_ner import BertNER
 from ..pipeline.gold import bad_gold_entities, gold_view, labels_in
+from ..pipeline.loading import bert_ner_pipes
 from ..tags import TagScheme
 
 #: How many bad gold entities the report names (all are counted).
@@ -95,7 +96,7 @@ def debug_data(
         raise BertNERError(
             f"{config_path}: cannot read the config or its corpora ({one_line(err)})"
         ) from None
-    pipes = [(name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, BertNER)]
+    pipes = bert_ner_pipes(nlp)
     if not pipes:
         raise BertNERError(f"{config_path}: no bert_ner component in the pipeline")
     for name, pipe in pipes:

@@ -26,7 +26,8 @@ from spacy.language import Language
 from spacy.util import registry
 
 from ..errors import BertNERError
-from ..pipeline.bert_ner import BertNER
+from ..extras import require
+from ..pipeline.loading import bert_ner_pipes
 
 TRAINING_LOGGER = "spacy_bert_ner.TrainingLogger.v1"
 TRACKERS = ("console", "mlflow", "wandb")
@@ -66,6 +67,7 @@ def make_training_logger(
         if tracker == "mlflow":
             loggers.append(_mlflow_logger(project, run_name, mlflow_tracking_uri)(nlp))
         elif tracker == "wandb":
+            require("wandb", "tracker wandb")
             wandb_logger = registry.loggers.get("spacy.WandbLogger.v5")
             loggers.append(
                 wandb_logger(
@@ -91,12 +93,7 @@ def make_training_logger(
 
 def _mlflow_logger(project: str, run_name: str | None, tracking_uri: str | None) -> Any:
     """spacy-loggers' MLflow logger, in the experiment named `project` under `tracking_uri`."""
-    try:
-        import mlflow
-    except ImportError as err:
-        raise BertNERError(
-            "tracker mlflow needs MLflow: pip install 'spacy-bert-ner[mlflow]'"
-        ) from err
+    mlflow = require("mlflow", "tracker mlflow")
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     experiment = mlflow.set_experiment(project)
@@ -111,7 +108,7 @@ class ComponentFigures:
     """`bert_ner.*` figures for an evaluation step's info (see the module's docstring)."""
 
     def __init__(self, nlp: Language) -> None:
-        self.pipes = [(name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, BertNER)]
+        self.pipes = bert_ner_pipes(nlp)
         self.schedule = _learn_rate_schedule(nlp)
 
     def __call__(self, info: dict[str, Any]) -> dict[str, float]:

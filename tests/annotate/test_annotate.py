@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from spacy_bert_ner import replace_lone_surrogates
 from spacy_bert_ner.annotate.annotator import Annotator
-from spacy_bert_ner.annotate.command import annotate
+from spacy_bert_ner.annotate.command import Tally, annotate
 from spacy_bert_ner.annotate.progress import read_done
 from spacy_bert_ner.annotate.records import NO_ID, Record, jsonl_records, make_record, read_records
 from spacy_bert_ner.cli import app
@@ -382,19 +382,18 @@ def ray_session():
     ray.shutdown()
 
 
+def annotate_on_ray(pipeline: Path, input_path: Path, output: Path) -> Tally:
+    """The ray engine on two actors, one doc per batch (as the local runs below)."""
+    return annotate(
+        str(pipeline), input_path, output, engine="ray", batch_size=1, workers=2, progress=False
+    )
+
+
 def test_ray_writes_exactly_what_local_writes(ray_session, pipeline, mixed_input, tmp_path) -> None:
     """One doc per batch in both engines, so every score comes from the same computation."""
     local, distributed = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     annotate(str(pipeline), mixed_input, local, batch_size=1, progress=False)
-    tally = annotate(
-        str(pipeline),
-        mixed_input,
-        distributed,
-        engine="ray",
-        batch_size=1,
-        workers=2,
-        progress=False,
-    )
+    tally = annotate_on_ray(pipeline, mixed_input, distributed)
     assert sorted(lines_of(distributed)) == sorted(lines_of(local))
     assert len(set(lines_of(distributed))) == len(MIXED_IDS) + 1
     assert sorted(lines_of(tmp_path / "ray.errors.jsonl")) == sorted(
@@ -414,15 +413,7 @@ def test_ray_resumes_from_parquet_without_duplicates(ray_session, pipeline, tmp_
     output = tmp_path / "ray.jsonl"
     output.write_text("".join(f"{line}\n" for line in lines_of(local)[::3]) + '{"id": "p', "utf8")
 
-    tally = annotate(
-        str(pipeline),
-        tmp_path / "in.parquet",
-        output,
-        engine="ray",
-        batch_size=1,
-        workers=2,
-        progress=False,
-    )
+    tally = annotate_on_ray(pipeline, tmp_path / "in.parquet", output)
     assert sorted(lines_of(output)) == sorted(lines_of(local))
     assert (tally.annotated, tally.errors, tally.skipped) == (10, 1, 5)
     assert lines_of(tmp_path / "ray.errors.jsonl") == lines_of(tmp_path / "local.errors.jsonl")

@@ -104,6 +104,12 @@ def test_a_key_the_config_lacks_is_refused_before_any_trial(tmp_path):
         tune(REPO / "configs" / "cpu.cfg", tmp_path / "space.yml", tmp_path, TuneSettings())
 
 
+def test_settings_take_the_engine_by_name_and_refuse_an_unknown_one():
+    assert TuneSettings(engine="Ray").engine is TuneEngine.ray
+    with pytest.raises(BertNERError, match="unknown engine 'spark': use one of optuna, ray"):
+        TuneSettings(engine="spark")
+
+
 def test_ray_engine_runs_the_same_trials(search, monkeypatch):
     pytest.importorskip("ray.tune")
     root, overrides = search

@@ -10,44 +10,11 @@ from thinc.api import Adam
 from transformers import DistilBertConfig, DistilBertForTokenClassification
 
 from spacy_bert_ner.errors import BertNERError, ModelLoadError
-from spacy_bert_ner.models.head import add_case_embeddings, resize_head, tag_names, uses_case
-from spacy_bert_ner.models.hf_loading import load_pretrained
+from spacy_bert_ner.models.head import add_case_embeddings, tag_names, uses_case
 from spacy_bert_ner.models.token_classifier import window_length
 from spacy_bert_ner.models.windows import CASE_TITLE, N_CASE_CLASSES
 
 from ..conftest import TINY_MAX_LENGTH, TINY_TAGS
-
-
-def test_resize_head_keeps_rows_of_shared_tags(tiny_bert):
-    hf_model, _ = load_pretrained(tiny_bert)
-    old = hf_model.classifier.weight.detach().clone()
-    new_tags = ["O", "B-PER", "I-PER", "B-DATE", "I-DATE"]
-    resize_head(hf_model, new_tags)
-    assert tag_names(hf_model.config) == new_tags
-    assert hf_model.classifier.weight.shape[0] == 5
-    for i, tag in enumerate(new_tags):
-        if tag in TINY_TAGS:
-            assert torch.equal(hf_model.classifier.weight[i], old[TINY_TAGS.index(tag)])
-    assert not torch.equal(hf_model.classifier.weight[3], old[3])
-
-
-def test_resize_head_can_start_new_tags_under_outside(tiny_bert):
-    hf_model, _ = load_pretrained(tiny_bert)
-    head = hf_model.classifier
-    outside_weight, outside_bias = head.weight[0].detach().clone(), head.bias[0].item()
-    resize_head(hf_model, [*TINY_TAGS, "B-DATE", "I-DATE"], below_outside=3.0)
-    new_head = hf_model.classifier
-    for row in (9, 10):
-        assert torch.equal(new_head.weight[row], outside_weight)
-        assert new_head.bias[row].item() == pytest.approx(outside_bias - 3.0)
-    logits = new_head(torch.randn(50, new_head.in_features) * 10)
-    assert torch.allclose(logits[:, 9:], logits[:, :1] - 3.0, atol=1e-4)
-
-
-def test_resize_head_keeps_order_when_tags_only_permute(tiny_bert):
-    hf_model, _ = load_pretrained(tiny_bert)
-    resize_head(hf_model, sorted(TINY_TAGS))
-    assert tag_names(hf_model.config) == TINY_TAGS
 
 
 def test_head_lr_scale_speeds_up_only_the_head(tiny_bert):
