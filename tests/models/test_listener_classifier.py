@@ -10,91 +10,16 @@ import numpy as np
 import pytest
 import spacy
 import torch
-from spacy.language import Language
 from spacy.tokens import Doc, DocBin
-from spacy.training import Example
-from thinc.api import Adam, NumpyOps, Ragged, fix_random_seed
+from thinc.api import NumpyOps, Ragged
 
 from spacy_bert_ner.errors import BertNERError, ModelLoadError
 from spacy_bert_ner.models.architectures import first_piece
 
-from ..conftest import OLD_ROWS
+from ..conftest import gold_examples, train_multitask
 from ..pipeline.test_training import REPO, spacy_train
 
-POS = {
-    "angela": "NNP",
-    "merkel": "NNP",
-    "macron": "NNP",
-    "paris": "NNP",
-    "berlin": "NNP",
-    "met": "VBD",
-    "in": "IN",
-    "of": "IN",
-    "the": "DT",
-    "and": "CC",
-}
-LISTENER = {
-    "@architectures": "spacy-transformers.TransformerListener.v1",
-    "grad_factor": 1.0,
-    "upstream": "*",
-    "pooling": {"@layers": "spacy_bert_ner.first_piece.v1"},
-}
 TEXT = "angela merkel met macron in paris"
-
-
-def multitask_pipeline(tiny_bert: Path, case_feature: bool = True) -> Language:
-    """transformer + tagger + bert_ner, both listening, on the tiny BERT's encoder."""
-    nlp = spacy.blank("en")
-    nlp.add_pipe(
-        "transformer",
-        config={
-            "model": {
-                "@architectures": "spacy-transformers.TransformerModel.v3",
-                "name": str(tiny_bert),
-                "get_spans": {
-                    "@span_getters": "spacy-transformers.strided_spans.v1",
-                    "window": 32,
-                    "stride": 24,
-                },
-                "tokenizer_config": {"use_fast": True},
-            }
-        },
-    )
-    nlp.add_pipe(
-        "tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "tok2vec": LISTENER}}
-    )
-    head = {"@architectures": "spacy_bert_ner.ListenerTokenClassifier.v1", "tok2vec": LISTENER}
-    head.update(head_lr_scale=10.0, case_feature=case_feature)
-    nlp.add_pipe("bert_ner", config={"model": head})
-    return nlp
-
-
-def gold_examples(nlp: Language) -> list[Example]:
-    return [
-        Example(
-            Doc(nlp.vocab, words=words),
-            Doc(nlp.vocab, words=words, ents=tags, tags=[POS[w] for w in words]),
-        )
-        for words, tags in OLD_ROWS
-    ]
-
-
-@pytest.fixture(scope="module")
-def trained_multitask(tiny_bert, tmp_path_factory) -> Path:
-    """The multi-task pipeline trained jointly 40 steps, saved once."""
-    nlp, _ = train_multitask(tiny_bert)
-    path = tmp_path_factory.mktemp("multitask") / "pipeline"
-    nlp.to_disk(path)
-    return path
-
-
-def train_multitask(tiny_bert: Path) -> tuple[Language, list[dict[str, float]]]:
-    fix_random_seed(0)
-    nlp = multitask_pipeline(tiny_bert)
-    examples = gold_examples(nlp)
-    nlp.initialize(lambda: examples)
-    optimizer = Adam(2e-3)
-    return nlp, [nlp.update(examples, sgd=optimizer, losses={}) for _ in range(40)]
 
 
 def predictions(doc: Doc) -> tuple[list[tuple[str, str, float]], list[str]]:
