@@ -201,6 +201,13 @@ def save_runtime(model: Model, directory: Path) -> None:
         model.layers[0].attrs["session"].save(directory, model.attrs["int8"])
 
 
+def hold_runtime_in_memory(model: Model) -> None:
+    """Keep in memory what the runtime still reads from the directory the model was loaded
+    from (the ONNX graph), for a directory about to go away."""
+    if has_transformer(model) and model.attrs["backend"] == "onnxruntime":
+        model.layers[0].attrs["session"].hold_graph()
+
+
 def window_length(model: Model) -> int:
     """`max_length` capped at the model's own limit (positions and tokenizer), or that limit.
 
