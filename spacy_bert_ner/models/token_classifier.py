@@ -176,6 +176,7 @@ def set_transformer(
                     enabled=mixed_precision, **model.attrs["grad_scaler_config"]
                 ),
                 head_lr_scale=model.attrs["head_lr_scale"],
+                quantized_from=hf_model if model.attrs["int8"] else None,
             )
         ],
     )
