@@ -1,9 +1,7 @@
 """bert_ner listening to a shared spacy-transformers `transformer`, beside a tagger: pooling,
-joint and frozen training, `replace_listeners`, save/load and `spacy package`."""
+joint and frozen training, `replace_listeners`, save/load (`spacy package` and the rest of
+spaCy's contract: tests/test_spacy_contract.py)."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -132,42 +130,3 @@ def test_spacy_train_adds_bert_ner_to_a_trained_pipeline_leaving_its_transformer
     new_head, old_head = (p.get_pipe("bert_ner").model.get_param("W") for p in (nlp, base))
     assert new_head.shape == old_head.shape and not np.array_equal(new_head, old_head)
     assert nlp.get_pipe("bert_ner").labels == ("LOC", "PER")
-
-
-def test_package_of_the_multitask_pipeline_loads_as_a_module(trained_multitask, tmp_path):
-    packaged = subprocess.run(
-        [sys.executable, "-m", "spacy", "package", str(trained_multitask), str(tmp_path)]
-        + ["--name", "multitask", "--version", "0.0.1", "--build", "none"],
-        capture_output=True,
-        text=True,
-    )
-    assert packaged.returncode == 0, packaged.stderr[-3000:]
-    root = tmp_path / "en_multitask-0.0.1"
-    meta = spacy.util.load_meta(root / "meta.json")
-    requirements = " ".join(meta["requirements"])
-    assert "spacy-transformers" in requirements and "spacy-bert-ner" in requirements
-    site, wheels = tmp_path / "site", tmp_path / "wheels"
-    pip = [sys.executable, "-m", "pip", "-q"]
-    offline = ["--no-deps", "--no-index"]
-    built = subprocess.run(
-        [*pip, "wheel", str(root), *offline, "--no-build-isolation", "-w", str(wheels)],
-        capture_output=True,
-        text=True,
-    )
-    assert built.returncode == 0, built.stderr[-3000:]
-    (wheel,) = wheels.glob("*.whl")
-    installed = subprocess.run(
-        [*pip, "install", *offline, "--target", str(site), str(wheel)],
-        capture_output=True,
-        text=True,
-    )
-    assert installed.returncode == 0, installed.stderr[-3000:]
-    loaded = subprocess.run(
-        [sys.executable, "-c", f"import en_multitask; print(en_multitask.load()({TEXT!r}).ents)"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"},
-    )
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert loaded.stdout.strip() == "(angela merkel, macron, paris)"
