@@ -7,6 +7,7 @@ group, also `SpanGroup.attrs["scores"]`, one score per span as spaCy's `spancat`
 """
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 from spacy.tokens import Doc, Span, SpanGroup
@@ -32,11 +33,16 @@ def entity_score(span: Span) -> float | None:
     offsets alone, so an entity that a later component relabels (an `entity_ruler` with
     `overwrite_ents`) would report bert_ner's score of another entity.
     """
-    return span.doc.user_data.get(_score_key(span))
+    return _user_data(span.doc).get(_score_key(span))
 
 
 def _score_key(span: Span) -> tuple[str, int, int, str]:
     return (SCORE_EXTENSION, span.start_char, span.end_char, span.label_)
+
+
+def _user_data(doc: Doc) -> dict[Any, Any]:
+    # spaCy's stubs say str keys; its own extension values are kept under tuples too.
+    return cast(dict[Any, Any], doc.user_data)
 
 
 def decode_entities(
@@ -74,7 +80,7 @@ def write_entities(
         written = _write_ents(doc, [span for span, _ in scored], overwrite)
     score_of = {(span.start, span.end): score for span, score in scored}
     for span in written:  # only spans really written get a score
-        doc.user_data[_score_key(span)] = score_of[span.start, span.end]
+        _user_data(doc)[_score_key(span)] = score_of[span.start, span.end]
 
 
 def _write_span_group(
