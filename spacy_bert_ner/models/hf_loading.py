@@ -52,8 +52,9 @@ def load_pretrained(
     if tags is None and not is_token_classifier(config):
         raise ModelLoadError(
             f"'{name}' is not a token classifier (architectures: {config.architectures}): "
-            "it has no NER head. Train it with `spacy train` or call nlp.initialize() with "
-            "examples or labels so bert_ner can give it one."
+            "it has no NER head. Train it with `spacy train`, or give nlp.initialize() examples "
+            "or labels (in a config: [initialize.components.bert_ner] labels) so bert_ner can "
+            "give it one."
         )
     _check_weights(name, config)
     # An encoder gets a fresh head for `tags`; a classifier keeps its own, then is resized.

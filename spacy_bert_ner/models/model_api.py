@@ -63,6 +63,13 @@ def save_model(model: Model, path: Path) -> None:
         token_classifier.save_runtime(model, tmp_dir)
 
 
+def detach_from_directory(model: Model) -> None:
+    """Let the directory the model was loaded from be deleted: what the model still reads
+    from it (the standalone model's ONNX graph) is read into memory."""
+    if not is_listener(model):
+        token_classifier.hold_runtime_in_memory(model)
+
+
 def load_model(model: Model, path: Path) -> None:
     """Read what `save_model` wrote, from local files only."""
     if not path.exists():

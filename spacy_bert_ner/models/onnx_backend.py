@@ -142,8 +142,10 @@ class OnnxSession:
 
     A process forked after the session started (`nlp.pipe(n_process=N)`) can neither use its
     parent's session nor start one (measured: onnxruntime 1.32 hangs in `InferenceSession`),
-    so there it stops with an error instead. `threads` None follows torch's thread count when
-    the session starts, which the host set (the cores given to a service replica).
+    so there it stops with an error instead. A pickled or copied session carries the graph and
+    starts its own session on first use, so spawned workers (`n_process` under the spawn start
+    method, Ray, joblib) run it. `threads` None follows torch's thread count when the session
+    starts, which the host set (the cores given to a service replica).
     """
 
     graph: Path | bytes
@@ -182,6 +184,19 @@ class OnnxSession:
             self._pid = os.getpid()
         return self._session
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The graph itself, not the file it came from (a pickle may travel to another
+        machine), and no live session: `InferenceSession` cannot be pickled."""
+        return {"graph": self.graph_bytes(), "threads": self.threads, "_session": None, "_pid": -1}
+
+    def graph_bytes(self) -> bytes:
+        return self.graph.read_bytes() if isinstance(self.graph, Path) else self.graph
+
+    def hold_graph(self) -> None:
+        """Keep the graph in memory rather than as its file, which is about to go away (a
+        pipe read from bytes reads them from a temporary directory)."""
+        self.graph = self.graph_bytes()
+
     def fingerprint(self) -> str | None:
         return self.session().get_modelmeta().custom_metadata_map.get(FINGERPRINT_KEY)
 
@@ -199,9 +214,7 @@ class OnnxSession:
 
     def save(self, directory: Path, int8: bool) -> None:
         """Write the graph beside the weights under its file name."""
-        target = directory / graph_file_name(int8)
-        data = self.graph.read_bytes() if isinstance(self.graph, Path) else self.graph
-        write_graph(data, target)
+        write_graph(self.graph_bytes(), directory / graph_file_name(int8))
 
 
 def open_session(

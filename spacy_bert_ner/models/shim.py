@@ -19,8 +19,10 @@ from thinc.api import (
     get_torch_default_device,
     xp2torch,
 )
+from transformers import PreTrainedModel
 
 from .head import uses_case
+from .runtime import quantize_int8
 
 
 def convert_inputs(
@@ -58,11 +60,24 @@ class TokenClassifierShim(PyTorchShim):
     after `finish_update` returns, but thinc's shim zeroes `.grad` in place as soon as the
     callable returns, so the collector gets a copy of the gradient. Such a collector cannot
     take a learning-rate scale, so under `nlp.rehearse` the head learns at the base rate.
+
+    An int8 runtime (`quantized_from` its fp32 model) is left out of a pickle or copy and
+    quantized again from the fp32 model on the other side: torch's pickler for spawned
+    processes shares the temporary tensors a quantized layer unpacks into, whose file
+    descriptors close before the process starts ("bad value(s) in fds_to_keep").
     """
 
-    def __init__(self, model: Any, *, head_lr_scale: float = 1.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        head_lr_scale: float = 1.0,
+        quantized_from: PreTrainedModel | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(model, **kwargs)
         self.head_lr_scale = head_lr_scale
+        self.quantized_from = quantized_from
         # The parameters bert_ner adds to an encoder: its head, and its case embeddings.
         case = uses_case(model)
         self.new_parameters = {
@@ -71,6 +86,17 @@ class TokenClassifierShim(PyTorchShim):
             if name.startswith("classifier.")
             or (case and name.endswith("embeddings.token_type_embeddings.weight"))
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.quantized_from is not None:
+            state["_model"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.quantized_from is not None:
+            self._model = quantize_int8(self.quantized_from)
 
     def finish_update(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):

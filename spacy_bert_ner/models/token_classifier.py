@@ -176,6 +176,7 @@ def set_transformer(
                     enabled=mixed_precision, **model.attrs["grad_scaler_config"]
                 ),
                 head_lr_scale=model.attrs["head_lr_scale"],
+                quantized_from=hf_model if model.attrs["int8"] else None,
             )
         ],
     )
@@ -199,6 +200,13 @@ def save_runtime(model: Model, directory: Path) -> None:
     """Write what the runtime needs beside the saved weights: the ONNX graph, if it runs one."""
     if model.attrs["backend"] == "onnxruntime":
         model.layers[0].attrs["session"].save(directory, model.attrs["int8"])
+
+
+def hold_runtime_in_memory(model: Model) -> None:
+    """Keep in memory what the runtime still reads from the directory the model was loaded
+    from (the ONNX graph), for a directory about to go away."""
+    if has_transformer(model) and model.attrs["backend"] == "onnxruntime":
+        model.layers[0].attrs["session"].hold_graph()
 
 
 def window_length(model: Model) -> int:

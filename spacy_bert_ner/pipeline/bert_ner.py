@@ -28,6 +28,7 @@ from ..models.architectures import build_token_classifier, default_model_config
 from ..models.model_api import (
     current_tags,
     declared_tags,
+    detach_from_directory,
     is_listener,
     is_ready,
     load_model,
@@ -402,7 +403,12 @@ class BertNER(TrainablePipe):
         return directory_to_bytes(lambda tmp: self.to_disk(tmp, exclude=exclude))
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> "BertNER":
-        return bytes_to_directory(bytes_data, lambda tmp: self.from_disk(tmp, exclude=exclude))
+        def read(tmp: Path) -> "BertNER":
+            self.from_disk(tmp, exclude=exclude)
+            detach_from_directory(self.model)  # the temporary directory goes next
+            return self
+
+        return bytes_to_directory(bytes_data, read)
 
 
 def _checked_threshold(threshold: float) -> float:

@@ -7,6 +7,7 @@ group, also `SpanGroup.attrs["scores"]`, one score per span as spaCy's `spancat`
 """
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 from spacy.tokens import Doc, Span, SpanGroup
@@ -21,7 +22,27 @@ SCORES_ATTR = "scores"
 def install_extensions() -> None:
     """Register `span._.bert_ner_score` (once; a pipeline loaded twice shares it)."""
     if not Span.has_extension(SCORE_EXTENSION):
-        Span.set_extension(SCORE_EXTENSION, default=None)
+        Span.set_extension(SCORE_EXTENSION, getter=entity_score)
+
+
+def entity_score(span: Span) -> float | None:
+    """bert_ner's score of `span`: None unless bert_ner predicted these offsets with this label.
+
+    Kept in `doc.user_data` (so DocBin's `store_user_data` and `nlp.pipe(n_process=...)`
+    carry it) under the offsets and the label. spaCy keys a span extension's value by the
+    offsets alone, so an entity that a later component relabels (an `entity_ruler` with
+    `overwrite_ents`) would report bert_ner's score of another entity.
+    """
+    return _user_data(span.doc).get(_score_key(span))
+
+
+def _score_key(span: Span) -> tuple[str, int, int, str]:
+    return (SCORE_EXTENSION, span.start_char, span.end_char, span.label_)
+
+
+def _user_data(doc: Doc) -> dict[Any, Any]:
+    # spaCy's stubs say str keys; its own extension values are kept under tuples too.
+    return cast(dict[Any, Any], doc.user_data)
 
 
 def decode_entities(
@@ -58,9 +79,8 @@ def write_entities(
     else:
         written = _write_ents(doc, [span for span, _ in scored], overwrite)
     score_of = {(span.start, span.end): score for span, score in scored}
-    for span in written:
-        # Span extensions are keyed by offsets, so only spans really written get one.
-        span._.set(SCORE_EXTENSION, score_of[span.start, span.end])
+    for span in written:  # only spans really written get a score
+        _user_data(doc)[_score_key(span)] = score_of[span.start, span.end]
 
 
 def _write_span_group(

@@ -8,14 +8,19 @@ stops at the first bad gold entity when it initializes a `bert_ner` whose `on_ba
 examples or no doc without them, entities on whitespace tokens or crossing a sentence start.
 Then, per `bert_ner` component: the gold entities `on_bad_gold` would meet (misaligned with
 the tokenizer, or of a type the head lacks), the tags the pretrained head lacks (a new head,
-or rows `initialize` adds), and wordpieces and windows per doc against the window length.
+or rows `initialize` adds), and wordpieces and windows per doc against the window length; for
+a component listening to a shared `transformer`, that transformer's spans per doc and
+wordpieces per span against the encoder's limit, past which spacy-transformers drops them.
+
+An encoder without a head (what cpu.cfg and gpu.cfg train from) is checked as `initialize`
+would make it: with a head for the labels found in the corpus.
 """
 
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from spacy import util
@@ -25,14 +30,18 @@ from spacy.cli.debug_data import (
     _format_labels,
     _get_examples_without_label,
 )
+from spacy.language import Language
 from spacy.schemas import ConfigSchemaTraining
+from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry, resolve_dot_names
+from spacy_transformers import Transformer
+from spacy_transformers.layers.transformer_model import TransformerModel
 from wasabi import Printer
 
 from ..errors import BertNERError, one_line
-from ..models.model_api import is_listener
-from ..models.token_classifier import model_tags, window_length
+from ..models.model_api import declared_tags, is_listener
+from ..models.token_classifier import window_length
 from ..models.windows import SpecialTokens, window_starts
 from ..pipeline.bert_ner import BertNER
 from ..pipeline.gold import bad_gold_entities, gold_view, labels_in
@@ -45,7 +54,12 @@ SHOWN = 10
 
 @dataclass
 class ComponentReport:
-    """What one `bert_ner` component would meet in the training data."""
+    """What one `bert_ner` component would meet in the training data.
+
+    The standalone architecture reads strided windows of `window_length` wordpieces (`stride`
+    shared), `windows_per_doc` of them; a listener reads its `upstream` transformer's spans,
+    `windows_per_doc` of them, each cut at `window_length` wordpieces (the encoder's limit).
+    """
 
     name: str
     head_tags: list[str] | None
@@ -53,9 +67,11 @@ class ComponentReport:
     bad_gold: list[str]
     n_bad_gold: int
     window_length: int
-    stride: int
+    stride: int | None = None
     pieces_per_doc: list[int] = field(default_factory=list)
     windows_per_doc: list[int] = field(default_factory=list)
+    upstream: str | None = None
+    pieces_per_span: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -99,13 +115,6 @@ def debug_data(
     pipes = bert_ner_pipes(nlp)
     if not pipes:
         raise BertNERError(f"{config_path}: no bert_ner component in the pipeline")
-    for name, pipe in pipes:
-        if is_listener(pipe.model):
-            # Its wordpieces are the upstream transformer's (spacy-transformers' spans).
-            raise BertNERError(
-                f"{config_path}: {name} listens to a shared transformer; debug-data checks the "
-                "standalone architecture's windows. Run `spacy debug data` for the transformer"
-            )
     gold = _compile_gold(train, ["ner"], nlp, make_proj=False)
     counts: Counter = gold["ner"]
     labels = sorted(label for label in counts if label not in ("-", "O", "") and label)
@@ -121,19 +130,16 @@ def debug_data(
         labels_in_every_doc=[
             label for label in low if _get_examples_without_label(train, label, "ner") == 0
         ],
-        components=[
-            _check_component(name, pipe, train, "source" in nlp.config["components"][name])
-            for name, pipe in pipes
-        ],
+        components=[_check_component(nlp, name, pipe, train) for name, pipe in pipes],
     )
     print_report(report, msg)
     return report
 
 
 def _check_component(
-    name: str, pipe: BertNER, examples: Sequence[Example], sourced: bool
+    nlp: Language, name: str, pipe: BertNER, examples: Sequence[Example]
 ) -> ComponentReport:
-    pretrained = model_tags(pipe.model)
+    pretrained = declared_tags(pipe.model)
     spans_key = pipe.cfg["spans_key"]
     wanted = sorted({*labels_in(examples, spans_key), *pipe.cfg["labels"]})
     scheme_name = pipe.cfg["scheme"]
@@ -141,24 +147,6 @@ def _check_component(
         scheme_name = TagScheme.from_tags(tuple(pretrained), scheme_name).name
     tags = TagScheme.from_labels(wanted, scheme_name or "IOB2").tags
     missing = [tag for tag in tags if pretrained is None or tag not in pretrained]
-    # `initialize` sizes the head for every label of the data; a sourced component is not
-    # initialized by spacy train and keeps its own labels.
-    known = pipe.labels if sourced else wanted
-    pipe.model.initialize()  # the pretrained model as the config names it: its tokenizer
-    tokenizer = pipe.model.attrs["tokenizer"]
-    length = window_length(pipe.model)
-    width = length - len(SpecialTokens.of(tokenizer))
-    stride = pipe.model.attrs["stride"]
-    stride = width // 4 if stride is None else stride
-    backend = tokenizer.backend_tokenizer
-    backend.no_truncation()
-    backend.no_padding()
-    encodings = backend.encode_batch(
-        [[t.text for t in eg.predicted] for eg in examples],
-        is_pretokenized=True,
-        add_special_tokens=False,
-    )
-    pieces = [len(e.ids) for e in encodings]
     # Labels the component will have after initialize: bad gold is then only misalignment
     # (and, for a pretrained head that keeps its labels, the types it lacks).
     known = (
@@ -174,17 +162,58 @@ def _check_component(
             n_bad += 1
             if len(bad) < SHOWN:
                 bad.append(f"training example {index}: {entity.text!r} ({entity.label_}) {problem}")
-    return ComponentReport(
-        name=name,
-        head_tags=pretrained,
-        missing_tags=list(missing),
-        bad_gold=bad,
-        n_bad_gold=n_bad,
-        window_length=length,
-        stride=stride,
-        pieces_per_doc=pieces,
-        windows_per_doc=[len(window_starts(n, width, stride)) for n in pieces],
+    report = ComponentReport(name, pretrained, list(missing), bad, n_bad, window_length=0)
+    docs = [eg.predicted for eg in examples]
+    if is_listener(pipe.model):
+        _add_spans(report, _upstream(nlp, name), docs)
+    else:
+        # The model the config names, given the head `initialize` would give an encoder.
+        pipe.model.initialize(Y=cast(Any, tags if pretrained is None else None))
+        _add_windows(report, pipe, docs)
+    return report
+
+
+def _add_windows(report: ComponentReport, pipe: BertNER, docs: Sequence[Doc]) -> None:
+    """Wordpieces and strided windows per doc, as the standalone model cuts them."""
+    tokenizer = pipe.model.attrs["tokenizer"]
+    report.window_length = window_length(pipe.model)
+    width = report.window_length - len(SpecialTokens.of(tokenizer))
+    stride = pipe.model.attrs["stride"]
+    report.stride = width // 4 if stride is None else stride
+    backend = tokenizer.backend_tokenizer
+    backend.no_truncation()
+    backend.no_padding()
+    encodings = backend.encode_batch(
+        [[t.text for t in doc] for doc in docs], is_pretokenized=True, add_special_tokens=False
     )
+    report.pieces_per_doc = [len(e.ids) for e in encodings]
+    report.windows_per_doc = [
+        len(window_starts(n, width, report.stride)) for n in report.pieces_per_doc
+    ]
+
+
+def _add_spans(
+    report: ComponentReport, upstream: tuple[str, Transformer], docs: Sequence[Doc]
+) -> None:
+    """The upstream transformer's spans per doc and wordpieces per span (special tokens
+    included), which spacy-transformers cuts at the tokenizer's `model_max_length`."""
+    report.upstream, transformer = upstream
+    model = cast(TransformerModel, transformer.model)
+    model.initialize()  # the encoder and tokenizer the config names
+    tokenizer = model.tokenizer
+    spans = model.attrs["get_spans"](list(docs))
+    report.windows_per_doc = [len(doc_spans) for doc_spans in spans]
+    texts = [span.text for doc_spans in spans for span in doc_spans]
+    encoded = tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"] if texts else []
+    report.pieces_per_span = [len(ids) for ids in encoded]
+    report.window_length = int(tokenizer.model_max_length)
+
+
+def _upstream(nlp: Language, name: str) -> tuple[str, Transformer]:
+    for upstream, pipe in nlp.pipeline:
+        if isinstance(pipe, Transformer) and name in pipe.listening_components:
+            return upstream, pipe
+    raise BertNERError(f"{name}: listens to a transformer, but no transformer component feeds it")
 
 
 def print_report(report: DataReport, msg: Printer) -> None:
@@ -218,10 +247,7 @@ def print_report(report: DataReport, msg: Printer) -> None:
 def _print_component(c: ComponentReport, msg: Printer) -> None:
     msg.divider(f"bert_ner: {c.name}")
     if c.head_tags is None:
-        msg.info(
-            "The pretrained model has no head: initialize gives it one for "
-            f"{len(c.missing_tags)} tags"
-        )
+        msg.info(f"No head yet: initialize gives it one for {len(c.missing_tags)} tags")
     elif c.missing_tags:
         msg.warn(
             f"Tags the pretrained head lacks ({len(c.missing_tags)}; initialize adds their "
@@ -238,7 +264,9 @@ def _print_component(c: ComponentReport, msg: Printer) -> None:
             msg.text(f"  {line}")
     else:
         msg.good("Every gold entity aligns with the tokenizer")
-    if c.pieces_per_doc:
+    if c.upstream is not None:
+        _print_spans(c, msg)
+    elif c.pieces_per_doc:
         pieces = np.asarray(c.pieces_per_doc)
         windows = np.asarray(c.windows_per_doc)
         width = c.window_length
@@ -251,3 +279,23 @@ def _print_component(c: ComponentReport, msg: Printer) -> None:
             f"Windows per doc: mean {windows.mean():.2f}, max {windows.max()}; {over} of "
             f"{len(windows)} docs need more than one window (strided, nothing is truncated)"
         )
+
+
+def _print_spans(c: ComponentReport, msg: Printer) -> None:
+    if not c.pieces_per_span:
+        return
+    pieces, spans = np.asarray(c.pieces_per_span), np.asarray(c.windows_per_doc)
+    msg.info(
+        f"Reads the spans of transformer '{c.upstream}': mean {spans.mean():.2f}, max "
+        f"{spans.max()} per doc; wordpieces per span: mean {pieces.mean():.0f}, median "
+        f"{np.median(pieces):.0f}, max {pieces.max()}; the encoder reads {c.window_length}"
+    )
+    over = int((pieces > c.window_length).sum())
+    if over:
+        msg.warn(
+            f"{over} of {len(pieces)} spans are longer than {c.window_length} wordpieces: "
+            "spacy-transformers drops the rest, whose tokens get no vectors from that span "
+            "(shorten the transformer's get_spans window)"
+        )
+    else:
+        msg.good(f"Every span fits the encoder's {c.window_length} wordpieces")

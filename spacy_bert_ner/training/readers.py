@@ -14,13 +14,24 @@ from spacy.tokens import Doc
 from spacy.training import Corpus, Example
 from spacy.util import registry
 
+from ..errors import BertNERError
+
 
 @registry.readers("spacy_bert_ner.SentenceRuns.v1")
 def create_sentence_runs_reader(
-    path: Path, max_words: int = 128, limit: int = 0
+    path: Path | None, max_words: int = 128, limit: int = 0
 ) -> Callable[[Language], Iterator[Example]]:
     """Examples of consecutive sentences of at most `max_words` words (a longer sentence
-    stands alone), read from a .spacy file of documents with sentence starts."""
+    stands alone), read from a .spacy file of documents with sentence starts.
+
+    `path` may be null in a config, as spaCy's `spacy.Corpus.v1` allows, so commands that
+    only validate a config (`spacy assemble`, `spacy debug config`) take `--paths.train null`;
+    the reader refuses it only when it is built to read.
+    """
+    if path is None:
+        raise BertNERError(
+            "spacy_bert_ner.SentenceRuns.v1: no corpus path; set it (e.g. --paths.train)"
+        )
     corpus = Corpus(path, limit=limit)
 
     def read(nlp: Language) -> Iterator[Example]:

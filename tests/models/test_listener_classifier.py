@@ -1,101 +1,24 @@
 """bert_ner listening to a shared spacy-transformers `transformer`, beside a tagger: pooling,
-joint and frozen training, `replace_listeners`, save/load and `spacy package`."""
+joint and frozen training, `replace_listeners`, save/load (`spacy package` and the rest of
+spaCy's contract: tests/test_spacy_contract.py)."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import spacy
 import torch
-from spacy.language import Language
 from spacy.tokens import Doc, DocBin
-from spacy.training import Example
-from thinc.api import Adam, NumpyOps, Ragged, fix_random_seed
+from thinc.api import NumpyOps, Ragged
 
 from spacy_bert_ner.errors import BertNERError, ModelLoadError
 from spacy_bert_ner.models.architectures import first_piece
 
-from ..conftest import OLD_ROWS
+from ..conftest import gold_examples, train_multitask
 from ..nasty_strings import NASTY_STRINGS
 from ..pipeline.test_training import REPO, spacy_train
 
-POS = {
-    "angela": "NNP",
-    "merkel": "NNP",
-    "macron": "NNP",
-    "paris": "NNP",
-    "berlin": "NNP",
-    "met": "VBD",
-    "in": "IN",
-    "of": "IN",
-    "the": "DT",
-    "and": "CC",
-}
-LISTENER = {
-    "@architectures": "spacy-transformers.TransformerListener.v1",
-    "grad_factor": 1.0,
-    "upstream": "*",
-    "pooling": {"@layers": "spacy_bert_ner.first_piece.v1"},
-}
 TEXT = "angela merkel met macron in paris"
-
-
-def multitask_pipeline(tiny_bert: Path, case_feature: bool = True) -> Language:
-    """transformer + tagger + bert_ner, both listening, on the tiny BERT's encoder."""
-    nlp = spacy.blank("en")
-    nlp.add_pipe(
-        "transformer",
-        config={
-            "model": {
-                "@architectures": "spacy-transformers.TransformerModel.v3",
-                "name": str(tiny_bert),
-                "get_spans": {
-                    "@span_getters": "spacy-transformers.strided_spans.v1",
-                    "window": 32,
-                    "stride": 24,
-                },
-                "tokenizer_config": {"use_fast": True},
-            }
-        },
-    )
-    nlp.add_pipe(
-        "tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "tok2vec": LISTENER}}
-    )
-    head = {"@architectures": "spacy_bert_ner.ListenerTokenClassifier.v1", "tok2vec": LISTENER}
-    head.update(head_lr_scale=10.0, case_feature=case_feature)
-    nlp.add_pipe("bert_ner", config={"model": head})
-    return nlp
-
-
-def gold_examples(nlp: Language) -> list[Example]:
-    return [
-        Example(
-            Doc(nlp.vocab, words=words),
-            Doc(nlp.vocab, words=words, ents=tags, tags=[POS[w] for w in words]),
-        )
-        for words, tags in OLD_ROWS
-    ]
-
-
-@pytest.fixture(scope="module")
-def trained_multitask(tiny_bert, tmp_path_factory) -> Path:
-    """The multi-task pipeline trained jointly 40 steps, saved once."""
-    nlp, _ = train_multitask(tiny_bert)
-    path = tmp_path_factory.mktemp("multitask") / "pipeline"
-    nlp.to_disk(path)
-    return path
-
-
-def train_multitask(tiny_bert: Path) -> tuple[Language, list[dict[str, float]]]:
-    fix_random_seed(0)
-    nlp = multitask_pipeline(tiny_bert)
-    examples = gold_examples(nlp)
-    nlp.initialize(lambda: examples)
-    optimizer = Adam(2e-3)
-    return nlp, [nlp.update(examples, sgd=optimizer, losses={}) for _ in range(40)]
 
 
 def predictions(doc: Doc) -> tuple[list[tuple[str, str, float]], list[str]]:
@@ -219,42 +142,3 @@ def test_spacy_train_adds_bert_ner_to_a_trained_pipeline_leaving_its_transformer
     new_head, old_head = (p.get_pipe("bert_ner").model.get_param("W") for p in (nlp, base))
     assert new_head.shape == old_head.shape and not np.array_equal(new_head, old_head)
     assert nlp.get_pipe("bert_ner").labels == ("LOC", "PER")
-
-
-def test_package_of_the_multitask_pipeline_loads_as_a_module(trained_multitask, tmp_path):
-    packaged = subprocess.run(
-        [sys.executable, "-m", "spacy", "package", str(trained_multitask), str(tmp_path)]
-        + ["--name", "multitask", "--version", "0.0.1", "--build", "none"],
-        capture_output=True,
-        text=True,
-    )
-    assert packaged.returncode == 0, packaged.stderr[-3000:]
-    root = tmp_path / "en_multitask-0.0.1"
-    meta = spacy.util.load_meta(root / "meta.json")
-    requirements = " ".join(meta["requirements"])
-    assert "spacy-transformers" in requirements and "spacy-bert-ner" in requirements
-    site, wheels = tmp_path / "site", tmp_path / "wheels"
-    pip = [sys.executable, "-m", "pip", "-q"]
-    offline = ["--no-deps", "--no-index"]
-    built = subprocess.run(
-        [*pip, "wheel", str(root), *offline, "--no-build-isolation", "-w", str(wheels)],
-        capture_output=True,
-        text=True,
-    )
-    assert built.returncode == 0, built.stderr[-3000:]
-    (wheel,) = wheels.glob("*.whl")
-    installed = subprocess.run(
-        [*pip, "install", *offline, "--target", str(site), str(wheel)],
-        capture_output=True,
-        text=True,
-    )
-    assert installed.returncode == 0, installed.stderr[-3000:]
-    loaded = subprocess.run(
-        [sys.executable, "-c", f"import en_multitask; print(en_multitask.load()({TEXT!r}).ents)"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"},
-    )
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert loaded.stdout.strip() == "(angela merkel, macron, paris)"

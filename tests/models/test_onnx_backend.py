@@ -1,6 +1,8 @@
 """The onnxruntime backend: the same entities as torch, a graph saved and checked against its
 weights, its thread setting, and the export-onnx command. No timing here (see benchmarks/)."""
 
+import copy
+import pickle
 import shutil
 import subprocess
 import sys
@@ -124,6 +126,23 @@ def test_a_torch_pipeline_loads_on_onnxruntime_by_config(trained_tiny: Path) -> 
     words = _mixed_length_words(seed=4)
     expected = _tags(_run(spacy.load(trained_tiny), words))
     assert _tags(_run(spacy.load(trained_tiny, config=override), words)) == expected
+
+
+def test_a_pickled_copied_or_bytes_loaded_pipeline_carries_its_graph(
+    trained_tiny: Path, tmp_path: Path
+) -> None:
+    """The session is not pickled but its graph is; a pipe read from bytes reads its graph
+    from a temporary directory that is gone once it is loaded, so it keeps the graph."""
+    override = {"components.bert_ner.model.backend": "onnxruntime"}
+    nlp = spacy.load(trained_tiny, config=override)
+    words = _mixed_length_words(seed=6)
+    expected = _tags(_run(nlp, words))
+    for other in (pickle.loads(pickle.dumps(nlp)), copy.deepcopy(nlp)):
+        assert _tags(_run(other, words)) == expected
+    from_bytes = spacy.load(trained_tiny, config=override).from_bytes(nlp.to_bytes())
+    from_bytes.to_disk(tmp_path / "again")
+    assert (tmp_path / "again" / "bert_ner" / "model" / GRAPH_FILE).is_file()
+    assert _tags(_run(spacy.load(tmp_path / "again"), words)) == expected
 
 
 def test_threads_come_from_the_setting_or_from_torch(tiny_bert: Path) -> None:
