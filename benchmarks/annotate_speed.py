@@ -4,7 +4,7 @@ Every system annotates the same JSONL of CoNLL-2003-derived documents with the s
 and batch size, one after the other in one run, each in a fresh subprocess with one torch
 thread per worker (`OMP_NUM_THREADS=1`), so local with N processes and Ray with N actors use
 the same N cores. Ray gets `ray.init(num_cpus=--ray-cpus)` in its subprocess, timed apart.
-See benchmarks/README.md for the columns.
+See docs/benchmark-scripts.md for the columns.
 
     python -m benchmarks.annotate_speed                      # 5,000 docs, random-head MiniLM
     python -m benchmarks.annotate_speed --n-docs 200 --batch-size 32      # a smoke test

@@ -1,8 +1,9 @@
 """spaCy plugin: a Hugging Face BERT token classifier as the `bert_ner` NER component.
 
-Importing the package registers the `bert_ner` factory and the
-`spacy_bert_ner.TokenClassifier.v1` architecture (and the reader, scorer, MiniLM name,
-continual-training callbacks and training logger the configs use); spaCy also finds them
+Importing the package registers the `bert_ner` factory, the
+`spacy_bert_ner.TokenClassifier.v1` and `spacy_bert_ner.ListenerTokenClassifier.v1`
+architectures with the `first_piece.v1` pooling (and the reader, scorer, MiniLM name,
+continual-training callbacks and training loggers the configs use); spaCy also finds each
 through the package's entry points without this import. Importing changes no process-wide
 state. `replace_lone_surrogates` replaces the lone surrogates that spaCy's tokenizer
 refuses in a text, as `annotate` and `serve` do (see `spacy_bert_ner.text`).

@@ -1,7 +1,7 @@
 """CPU inference speed of `bert_ner` against the raw forward pass and other spaCy/HF NER paths.
 
 One process, one model, the same sentences and batch size for every system; each system gets a
-warm-up pass before it is timed. See benchmarks/README.md for what each system is and how to
+warm-up pass before it is timed. See docs/benchmark-scripts.md for what each system is and how to
 read the tables.
 
     python -m benchmarks.speed                         # all systems, random-head MiniLM
@@ -10,6 +10,7 @@ read the tables.
 """
 
 import argparse
+import importlib.util
 import os
 import tempfile
 from collections.abc import Sequence
@@ -95,6 +96,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--verbose", action="store_true", help="tracebacks for failing systems")
     args = p.parse_args(argv)
+    if args.profile and importlib.util.find_spec("pyinstrument") is None:
+        # Said before any system runs, not after minutes of timing rounds.
+        p.error("--profile needs pyinstrument (pip install pyinstrument)")
     args.systems = comma_list(args.systems)
     unknown = set(args.systems) - set(ALL_SYSTEMS)
     if unknown:

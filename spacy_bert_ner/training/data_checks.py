@@ -46,7 +46,7 @@ from ..models.windows import SpecialTokens, window_starts
 from ..pipeline.bert_ner import BertNER
 from ..pipeline.gold import bad_gold_entities, gold_view, labels_in
 from ..pipeline.loading import bert_ner_pipes
-from ..tags import TagScheme
+from ..tags import TagScheme, tags_for_head
 
 #: How many bad gold entities the report names (all are counted).
 SHOWN = 10
@@ -141,19 +141,15 @@ def _check_component(
 ) -> ComponentReport:
     pretrained = declared_tags(pipe.model)
     spans_key = pipe.cfg["spans_key"]
-    wanted = sorted({*labels_in(examples, spans_key), *pipe.cfg["labels"]})
-    scheme_name = pipe.cfg["scheme"]
-    if pretrained is not None:
-        scheme_name = TagScheme.from_tags(tuple(pretrained), scheme_name).name
-    tags = TagScheme.from_labels(wanted, scheme_name or "IOB2").tags
-    missing = [tag for tag in tags if pretrained is None or tag not in pretrained]
+    wanted = {*labels_in(examples, spans_key), *pipe.cfg["labels"]}
+    # The head `initialize` would give it, by the rule `initialize` itself uses: None keeps
+    # the pretrained head as it is.
+    head_tags = tags_for_head(pretrained, wanted, pipe.cfg["scheme"])
+    missing = [tag for tag in head_tags or () if pretrained is None or tag not in pretrained]
     # Labels the component will have after initialize: bad gold is then only misalignment
     # (and, for a pretrained head that keeps its labels, the types it lacks).
-    known = (
-        wanted
-        if pretrained is None or missing
-        else TagScheme.from_tags(tuple(pretrained), pipe.cfg["scheme"]).labels
-    )
+    final_tags = head_tags if head_tags is not None else pretrained
+    known = TagScheme.from_tags(tuple(final_tags), pipe.cfg["scheme"]).labels if final_tags else ()
     bad: list[str] = []
     n_bad = 0
     for index, example in enumerate(examples):
@@ -168,7 +164,7 @@ def _check_component(
         _add_spans(report, _upstream(nlp, name), docs)
     else:
         # The model the config names, given the head `initialize` would give an encoder.
-        pipe.model.initialize(Y=cast(Any, tags if pretrained is None else None))
+        pipe.model.initialize(Y=cast(Any, head_tags if pretrained is None else None))
         _add_windows(report, pipe, docs)
     return report
 
