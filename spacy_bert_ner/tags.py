@@ -32,8 +32,10 @@ _PREFIXES = {
     "BILOU": ("B", "I", "L", "U"),
 }
 _ALIASES = {"BILUO": "BILOU", "IOBES": "BIOES"}
-# Clamp for Viterbi emissions: keeps every reachable score finite, so an argmax over
-# candidates always lands on an allowed predecessor, even for -inf or NaN inputs.
+# Clamp for Viterbi emissions, below and (negated) above: keeps every reachable path score
+# finite, so an argmax over candidates always lands on an allowed predecessor, even for -inf,
+# NaN or finite scores so large that their sum along a path would overflow to inf (and then
+# inf plus a forbidden transition's -inf is NaN).
 _FLOOR = -1e30
 _OUTSIDE = "O"
 #: Training target of a token whose gold tag is unknown: the loss ignores it.
@@ -232,7 +234,7 @@ class TagScheme:
         emissions = np.nan_to_num(
             scores.astype(np.float64), nan=_FLOOR, neginf=_FLOOR, posinf=-_FLOOR
         )
-        emissions = np.maximum(emissions, _FLOOR)
+        emissions = np.clip(emissions, _FLOOR, -_FLOOR)
         n, size = emissions.shape
         columns = np.arange(size)
         back = np.zeros((n, size), dtype=np.int64)

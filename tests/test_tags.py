@@ -506,6 +506,16 @@ def segmented_scores(draw):
     return scheme, scores, starts, finite
 
 
+def test_decode_scores_whose_path_sum_would_overflow_stays_well_formed():
+    """Finite scores near the float maximum: summed along a path they overflow to inf, and inf
+    plus a forbidden transition is NaN, which argmax picked (found by the property below)."""
+    scheme = TagScheme.from_tags(("O", "B-X", "I-X", "B-Y", "I-Y"))
+    scores = np.full((18, 5), 1.05746655e307)
+    scores[7, :2] = 0.0
+    decoded = scheme.decode(scores, np.zeros(18, dtype=bool))
+    assert well_formed(scheme, decoded.tolist())
+
+
 @settings(max_examples=500, deadline=None)
 @given(segmented_scores())
 def test_decode_any_scores_within_segments(case):
