@@ -30,6 +30,23 @@ def cpu_has(monkeypatch):
     return pretend
 
 
+@pytest.mark.parametrize(
+    ("amx", "avx512_bf16", "kind"),
+    [(True, True, "amx"), (False, True, "avx512_bf16"), (False, False, None), (None, None, None)],
+)
+def test_cpu_bf16_kind_reads_torchs_checks(monkeypatch, amx, avx512_bf16, kind):
+    """None: a torch too old to have the check."""
+    for name, value in (
+        ("_is_amx_tile_supported", amx),
+        ("_is_avx512_bf16_supported", avx512_bf16),
+    ):
+        if value is None:
+            monkeypatch.delattr(torch.cpu, name, raising=False)
+        else:
+            monkeypatch.setattr(torch.cpu, name, lambda value=value: value)
+    assert runtime.cpu_bf16_kind() == kind
+
+
 def test_an_unknown_precision_is_a_one_line_error(tiny_bert):
     with pytest.raises(BertNERError, match="unknown precision 'fp8'; choose one of auto"):
         check_precision("fp8", int8=False)
