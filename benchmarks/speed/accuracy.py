@@ -34,7 +34,7 @@ def print_accuracy(results: list[Result], sents: Sentences, model_kind: str) -> 
             f"  {r.system:<8} P {metrics['precision']:.4f}  R {metrics['recall']:.4f}  "
             f"F1 {metrics['f1']:.4f}"
         )
-    for other in ("int8", "ort", "ortint8"):
+    for other in ("bf16", "int8", "ort", "ortint8"):
         if "fp32" in scored and other in scored:
             loss = 100 * (scored["fp32"] - scored[other])
             print(f"  {other} F1 loss vs fp32: {loss:.2f} points (negative: it scored higher)")

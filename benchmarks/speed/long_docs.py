@@ -43,8 +43,8 @@ def measure_one(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     sents = read_sentences(args.conll, args.n_sents)
-    int8, backend = BERT_NER_SYSTEMS[args.system]
-    nlp = bert_ner_nlp(args.model, args.batch_size, int8=int8, backend=backend)
+    precision, backend = BERT_NER_SYSTEMS[args.system]
+    nlp = bert_ner_nlp(args.model, args.batch_size, precision=precision, backend=backend)
     pipe_docs(nlp, sents.head(32), args.batch_size)  # warm-up on sentences, not on the big doc
     words = list(islice(cycle(chain.from_iterable(sents.words)), args.words))
     repeats = max(1, args.min_words // args.words)

@@ -1,5 +1,6 @@
 """The systems `python -m benchmarks.speed` times: the raw forward pass (the ceiling), bert_ner on
-its two backends in fp32 and int8, and the other integrations (see `integrations.py`).
+its two backends in fp32 and int8 and on torch in bf16 autocast, and the other integrations
+(see `integrations.py`).
 
 Each system is a `setup(args, model_dir) -> run`, where `run(sentences, pipe_batch)` processes
 all the sentences and returns spaCy Docs (for --accuracy) or None; setup is not timed. A spaCy
@@ -19,40 +20,51 @@ from .integrations import hfpipe_nlp, setup_hf, setup_optimum, trf_nlp
 Runner = Callable[[Sentences, int], Any]
 Setup = Callable[[argparse.Namespace, Path], Runner]
 
-#: bert_ner systems: (int8, backend).
+#: bert_ner systems: (precision, backend).
 BERT_NER_SYSTEMS = {
-    "fp32": (False, "torch"),
-    "int8": (True, "torch"),
-    "ort": (False, "onnxruntime"),
-    "ortint8": (True, "onnxruntime"),
+    "fp32": ("fp32", "torch"),
+    "bf16": ("bf16", "torch"),
+    "int8": ("int8", "torch"),
+    "ort": ("fp32", "onnxruntime"),
+    "ortint8": ("int8", "onnxruntime"),
 }
 
 
 def bert_ner_nlp(
-    model_dir: Path, batch_size: int, int8: bool = False, backend: str = "torch"
+    model_dir: Path, batch_size: int, precision: str = "fp32", backend: str = "torch"
 ) -> Any:
-    """A blank English pipeline with bert_ner on `model_dir`, its model loaded (not timed)."""
+    """A blank English pipeline with bert_ner on `model_dir`, its model loaded (not timed).
+
+    bf16 is measured whatever the CPU: where it has neither AMX nor avx512_bf16, bert_ner
+    would fall back to fp32, so the CPU check is overridden here and torch emulates bf16
+    (slowly: that is the figure which tells why bert_ner falls back).
+    """
+    from unittest import mock
+
     import spacy
 
     import spacy_bert_ner  # noqa: F401  (registers the factory)
+    from spacy_bert_ner.models import runtime
     from spacy_bert_ner.models.model_api import make_ready
 
     model_config: dict[str, Any] = {
         "name": str(model_dir),
         "window_batch_size": batch_size,
-        "int8": int8,
+        "precision": precision,
         "backend": backend,
     }
     nlp = spacy.blank("en")
     nlp.add_pipe("bert_ner", config={"model": model_config})
     pipe: Any = nlp.get_pipe("bert_ner")
-    make_ready(pipe.model)
+    kind = runtime.cpu_bf16_kind() or "emulated"
+    with mock.patch.object(runtime, "cpu_bf16_kind", lambda: kind):
+        make_ready(pipe.model)
     return nlp
 
 
 def bert_ner_system(name: str) -> Callable[[argparse.Namespace, Path], Any]:
-    int8, backend = BERT_NER_SYSTEMS[name]
-    return lambda args, model_dir: bert_ner_nlp(model_dir, args.batch_size, int8, backend)
+    precision, backend = BERT_NER_SYSTEMS[name]
+    return lambda args, model_dir: bert_ner_nlp(model_dir, args.batch_size, precision, backend)
 
 
 def pipe_docs(nlp: Any, sents: Sentences, batch_size: int) -> list[Any]:
@@ -111,13 +123,26 @@ SETUPS: dict[str, Setup] = {
     "optimum": setup_optimum,
 }
 #: In the order of the default --systems and of the table.
-ALL_SYSTEMS = ("raw", "rawseq", "fp32", "int8", "ort", "ortint8", "hf", "optimum", "hfpipe", "trf")
+ALL_SYSTEMS = (
+    "raw",
+    "rawseq",
+    "fp32",
+    "bf16",
+    "int8",
+    "ort",
+    "ortint8",
+    "hf",
+    "optimum",
+    "hfpipe",
+    "trf",
+)
 #: Systems that run through nlp.pipe, timed at every --pipe-batches size.
 SPACY_SYSTEMS = tuple(SPACY_SETUPS)
 DESCRIPTIONS = {
     "raw": "raw forward (HF tokenizer + model + argmax)",
     "rawseq": "raw forward, batches in input order",
     "fp32": "bert_ner torch fp32",
+    "bf16": "bert_ner torch bf16 autocast",
     "int8": "bert_ner torch int8",
     "ort": "bert_ner onnxruntime fp32",
     "ortint8": "bert_ner onnxruntime int8",

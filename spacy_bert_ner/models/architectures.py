@@ -14,6 +14,7 @@ from thinc.types import Floats2d, Ragged
 
 from . import listener_classifier, token_classifier
 from .onnx_backend import check_backend
+from .runtime import check_precision
 
 TOKEN_CLASSIFIER = "spacy_bert_ner.TokenClassifier.v1"
 LISTENER_CLASSIFIER = "spacy_bert_ner.ListenerTokenClassifier.v1"
@@ -29,6 +30,7 @@ def build_token_classifier(
     mixed_precision: bool = True,
     grad_scaler_config: dict[str, Any] | None = None,
     int8: bool = False,
+    precision: str = "fp32",
     head_lr_scale: float = 1.0,
     case_feature: bool = False,
     backend: str = "torch",
@@ -44,10 +46,19 @@ def build_token_classifier(
     window_batch_size: windows per forward pass.
     max_batch_pieces: padded wordpieces per forward pass (at least one window): bounds memory
         whatever the doc length.
-    mixed_precision: autocast on GPU (ignored on CPU); the gradient scaler follows
-        `grad_scaler_config` (thinc's `PyTorchGradScaler` arguments).
+    mixed_precision: fp16 autocast on GPU unless `precision` is "bf16" (ignored on CPU); the
+        gradient scaler follows `grad_scaler_config` (thinc's `PyTorchGradScaler` arguments).
     int8: run a dynamically quantized copy (int8 Linear layers but the first encoder layer's)
         for faster CPU inference; the fp32 weights are kept for saving. Inference only.
+        The same as `precision = "int8"`; a config error with `precision = "bf16"`.
+    precision: "fp32", "auto", "bf16" or "int8", the arithmetic of the forward pass; the
+        saved weights stay fp32 whatever it is. "fp32", the default, is what a pipeline
+        saved before this setting ran: so it still runs and predicts the same everywhere.
+        "bf16" autocasts to bfloat16 on CPU (where the CPU has AMX or avx512_bf16, else it
+        falls back to fp32 with a warning) and on GPU, in inference and training. "auto"
+        is fp32 but for inference on a CPU with AMX, where it is bf16; it never picks int8
+        (that costs F1). On GPU, all but "bf16" leave `mixed_precision` its fp16 autocast.
+        The onnxruntime backend runs fp32 or int8 (bf16 falls back to fp32, with a warning).
     head_lr_scale: learning-rate multiplier for the classification head. A new head starts
         from random weights while the encoder is already trained; a short fine-tuning budget
         at an encoder-sized rate leaves it undertrained. Case embeddings, new too, share it.
@@ -62,6 +73,7 @@ def build_token_classifier(
         threads are a process-wide setting that a component leaves to its host.
     """
     check_backend(backend)
+    check_precision(precision, int8=int8)
     return Model(
         token_classifier.MODEL_NAME,
         token_classifier.forward,
@@ -74,7 +86,9 @@ def build_token_classifier(
             "max_batch_pieces": max_batch_pieces,
             "mixed_precision": mixed_precision,
             "grad_scaler_config": dict(grad_scaler_config or {}),
-            "int8": int8,
+            "int8": int8 or precision == "int8",
+            "precision": precision,
+            "runtime_precision": None,
             "head_lr_scale": head_lr_scale,
             "case_feature": case_feature,
             "backend": backend,

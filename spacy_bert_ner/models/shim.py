@@ -3,7 +3,8 @@
 thinc's `PyTorchWrapper` does the device moves, autocast, gradient scaling and serialization;
 this module supplies what is particular to us: how window arrays become the model's keyword
 arguments, how its logits come back, a learning-rate scale for the parameters bert_ner adds,
-and parameter averages that thinc's own shim never finds.
+parameter averages that thinc's own shim never finds, and bf16 autocast, which thinc's shim
+only knows on CUDA and only as fp16.
 """
 
 import contextlib
@@ -65,6 +66,11 @@ class TokenClassifierShim(PyTorchShim):
     quantized again from the fp32 model on the other side: torch's pickler for spawned
     processes shares the temporary tensors a quantized layer unpacks into, whose file
     descriptors close before the process starts ("bad value(s) in fds_to_keep").
+
+    `bf16` runs the forward pass under bf16 autocast on the model's device, in inference and,
+    with `bf16_training`, in training too (the weights and optimizer stay fp32). On CUDA
+    thinc's own autocast (`mixed_precision`) must be on as well: nested inside this one it
+    takes bf16 from it instead of fp16.
     """
 
     def __init__(
@@ -73,11 +79,15 @@ class TokenClassifierShim(PyTorchShim):
         *,
         head_lr_scale: float = 1.0,
         quantized_from: PreTrainedModel | None = None,
+        bf16: bool = False,
+        bf16_training: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
         self.head_lr_scale = head_lr_scale
         self.quantized_from = quantized_from
+        self.bf16 = bf16
+        self.bf16_training = bf16_training
         # The parameters bert_ner adds to an encoder: its head, and its case embeddings.
         case = uses_case(model)
         self.new_parameters = {
@@ -97,6 +107,17 @@ class TokenClassifierShim(PyTorchShim):
         self.__dict__.update(state)
         if self.quantized_from is not None:
             self._model = quantize_int8(self.quantized_from)
+
+    def predict(self, inputs: ArgsKwargs) -> Any:
+        with self._autocast(self.bf16):
+            return super().predict(inputs)
+
+    def begin_update(self, inputs: ArgsKwargs) -> Any:
+        with self._autocast(self.bf16 and self.bf16_training):
+            return super().begin_update(inputs)
+
+    def _autocast(self, enabled: bool) -> Any:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def finish_update(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):

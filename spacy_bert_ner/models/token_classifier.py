@@ -11,6 +11,7 @@ The model follows thinc's conventions for what a pipe may ask of it: `initialize
 sizes the head for a tag set, and `attrs["resize_output"]` grows a trained head in place.
 """
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -27,9 +28,11 @@ from .head import add_case_embeddings, outside_index, resize_head, tag_names, us
 from .hf_loading import load_pretrained, peek_tags
 from .onnx_backend import open_session
 from .rows import NO_PIECE_LOGIT, split_rows
-from .runtime import TRIM_EVERY_CHUNKS, quantize_int8, release_freed_heap
+from .runtime import TRIM_EVERY_CHUNKS, choose_precision, quantize_int8, release_freed_heap
 from .shim import TokenClassifierShim, convert_inputs, convert_outputs
 from .windows import make_windows
+
+logger = logging.getLogger(__name__)
 
 #: The thinc model's name: what tells this architecture's models from the listener's.
 MODEL_NAME = "bert_token_classifier"
@@ -153,6 +156,7 @@ def set_transformer(
     """
     model.attrs["hf_model"] = hf_model
     model.attrs["tokenizer"] = tokenizer
+    precision = runtime_precision(model)
     if model.attrs["backend"] == "onnxruntime":
         session = open_session(
             hf_model, graph_dir, int8=model.attrs["int8"], threads=model.attrs["threads"]
@@ -162,8 +166,9 @@ def set_transformer(
     runtime = hf_model
     if model.attrs["int8"]:
         runtime = quantize_int8(hf_model)
-    # Autocast is CUDA-only in thinc's shim; asking for it on CPU only produces warnings.
-    mixed_precision = model.attrs["mixed_precision"] and get_torch_default_device().type == "cuda"
+    # thinc's autocast is CUDA-only (on CPU it only warns); on CUDA it also carries bf16.
+    on_cuda = get_torch_default_device().type == "cuda"
+    mixed_precision = on_cuda and precision in ("fp16", "bf16")
     wrapper: Model = Model(
         "pytorch",
         pytorch_forward,
@@ -173,14 +178,32 @@ def set_transformer(
                 runtime,
                 mixed_precision=mixed_precision,
                 grad_scaler=PyTorchGradScaler(
-                    enabled=mixed_precision, **model.attrs["grad_scaler_config"]
+                    enabled=precision == "fp16", **model.attrs["grad_scaler_config"]
                 ),
                 head_lr_scale=model.attrs["head_lr_scale"],
                 quantized_from=hf_model if model.attrs["int8"] else None,
+                bf16=precision == "bf16",
+                # `auto` may pick bf16 for inference; training in it is asked for by name.
+                bf16_training=model.attrs["precision"] == "bf16",
             )
         ],
     )
     model.layers[:] = [wrapper]
+
+
+def runtime_precision(model: Model) -> str:
+    """What the loaded model runs in (`runtime.choose_precision`), chosen once per component,
+    so a `bf16` that falls back says so once, not at every head resize."""
+    if model.attrs["runtime_precision"] is None:
+        model.attrs["runtime_precision"] = choose_precision(
+            model.attrs["precision"],
+            int8=model.attrs["int8"],
+            backend=model.attrs["backend"],
+            device_type=get_torch_default_device().type,
+            mixed_precision=model.attrs["mixed_precision"],
+        )
+        logger.info("bert_ner: runs in %s", model.attrs["runtime_precision"])
+    return str(model.attrs["runtime_precision"])
 
 
 def onnx_forward(

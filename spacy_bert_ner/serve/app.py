@@ -263,7 +263,14 @@ def build_application(
                     "labels": list(pipe.labels),
                     "model": {
                         key: pipe.model.attrs[key]
-                        for key in ("max_length", "stride", "window_batch_size", "int8")
+                        for key in (
+                            "max_length",
+                            "stride",
+                            "window_batch_size",
+                            "int8",
+                            "precision",
+                            "runtime_precision",
+                        )
                     },
                 }
                 for name, pipe in bert_ner_pipes(self.nlp)

@@ -2,6 +2,7 @@
 weights, its thread setting, and the export-onnx command. No timing here (see benchmarks/)."""
 
 import copy
+import logging
 import pickle
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from spacy_bert_ner.cli import app
 from spacy_bert_ner.errors import BertNERError, ModelLoadError
 from spacy_bert_ner.models.model_api import make_ready
 from spacy_bert_ner.models.onnx_backend import GRAPH_FILE, INT8_GRAPH_FILE
+from spacy_bert_ner.pipeline.export import export_onnx_pipeline
 
 from ..conftest import write_tiny_bert
 from .test_speed_correctness import _ents, _mixed_length_words, _nlp
@@ -209,3 +211,17 @@ def test_export_onnx_command_writes_a_pipeline_that_loads_offline(
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == [INT8_GRAPH_FILE, "6"]
+
+
+def test_export_onnx_runs_a_bf16_pipeline_in_fp32_and_says_so(
+    trained_tiny: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spacy.load(trained_tiny, config={"components.bert_ner.model.precision": "bf16"}).to_disk(
+        tmp_path / "bf16"
+    )
+    with caplog.at_level(logging.WARNING):
+        names = export_onnx_pipeline(str(tmp_path / "bf16"), tmp_path / "ort")
+    assert names == ["bert_ner"]
+    assert "bert_ner: ONNX Runtime runs fp32 or int8, not bf16" in caplog.text
+    model = spacy.load(tmp_path / "ort").get_pipe("bert_ner").model
+    assert (model.attrs["precision"], model.attrs["runtime_precision"]) == ("fp32", "fp32")

@@ -184,6 +184,8 @@ def test_probes_metadata_docs_and_page(service):
         page = client.get("/")
     (component,) = metadata["components"].values()
     assert sorted(component["labels"]) == ["LOC", "PER"]
+    assert component["model"]["precision"] == "fp32"
+    assert component["model"]["runtime_precision"] == "fp32"
     assert metadata["settings"]["max_texts"] == LIMITS["max_texts"]
     assert metadata["versions"]["spacy_bert_ner"]
     assert page.status_code == 200 and "Find entities" in page.text
