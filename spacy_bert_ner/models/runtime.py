@@ -119,8 +119,9 @@ def choose_precision(
     """The arithmetic a loaded model runs in: "fp32", "bf16", "fp16" (GPU autocast) or "int8".
 
     `auto` takes bf16 only on a CPU with AMX, where bf16 autocast ran MiniLM 2.55x faster than
-    fp32 at equal F1 (issue 23, Intel Xeon); with avx512_bf16 alone it is unmeasured, and
-    without either torch emulates bf16 (0.27x fp32 on an AVX2 AMD EPYC), so those stay fp32.
+    fp32 at equal F1 (a 2-core Intel Xeon, measured outside this project's benchmark); with
+    avx512_bf16 alone it is unmeasured, and without either torch emulates bf16 (0.27x fp32
+    on an AVX2 AMD EPYC), so those stay fp32.
     int8 is never chosen for you: it costs F1. `fp32`, the default, is what the settings
     before this one gave: on GPU, fp16 autocast where `mixed_precision` asks for it, as
     under `auto`. A `bf16` that cannot run here says so once and runs fp32.
