@@ -23,12 +23,11 @@ def export_onnx_pipeline(model: str, output: Path, *, int8: bool = False) -> lis
     """Write `model` as a pipeline with onnxruntime-backed `bert_ner` components to `output`;
     returns the names of the components converted."""
     source = load_pipeline(model)
-    names = [name for name, _ in bert_ner_pipes(source)]
-    bf16 = [
-        name for name, pipe in bert_ner_pipes(source) if pipe.model.attrs.get("precision") == "bf16"
-    ]
+    pipes = bert_ner_pipes(source)
+    names = [name for name, _ in pipes]
+    bf16 = [name for name, pipe in pipes if pipe.model.attrs.get("precision") == "bf16"]
     path = source.path if source.path is not None else model
-    del source  # loaded again below with the overrides; not two models in memory at once
+    del source, pipes  # loaded again below with the overrides; not two models in memory at once
     if not names:
         raise BertNERError(f"{model}: the pipeline has no bert_ner component to export")
     if output.exists() and any(output.iterdir()):
