@@ -1,10 +1,8 @@
 """The HTTP API, one FastAPI application whichever engine runs it.
 
-`EntityService` is what the routes call: the annotator core (`annotate.annotator`) with the
-batcher that gathers the texts of concurrent requests into one `nlp.pipe` call, and the count
-of requests held, beyond which it answers 503 with `Retry-After` at once, so its queue is
-never unbounded. `build_app` puts the routes over it. The `local` engine runs that app in
-uvicorn; the `ray` engine builds the same app inside each Ray Serve replica.
+`build_app` puts the routes over an `EntityService` (`service`: the annotator core, its
+batcher, the requests held). The `local` engine runs that app in uvicorn; the `ray` engine
+builds the same app inside each Ray Serve replica.
 
 The answer for a text is the record `annotate` writes for it, byte for byte (the same
 `Annotator.record_line`), so batch jobs and the service agree. Nothing a client sends gets a
@@ -16,8 +14,7 @@ annotated as `annotate` does it (see `annotate.records`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any, Literal, cast
 
@@ -30,75 +27,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from spacy.tokens import Doc
 
 from ..about import __version__
-from ..annotate.annotator import Annotator
 from ..annotate.records import dumps, make_record
-from .batcher import Annotated, Batcher
+from .batcher import Annotated
 from .gate import Gate
-from .metrics import ServiceMetrics
 from .schemas import EntitiesRequest, EntitiesResponse
+from .service import EntityService
 from .settings import ServiceSettings
 
-WARM_UP_TEXT = "Angela Merkel met Emmanuel Macron in Berlin."
 NDJSON = "application/x-ndjson"
-
-
-class EntityService:
-    """The annotator, its batcher and the requests held: what every route works with.
-
-    With `metrics`, `/metrics` counts requests, latencies and batch sizes (local engine).
-    """
-
-    def __init__(self, annotator: Annotator, settings: ServiceSettings, *, metrics: bool) -> None:
-        self.annotator = annotator
-        self.settings = settings
-        self.held = 0  # requests running or waiting; beyond `replica_capacity`: 503
-        self.ready = False
-        self.metrics: ServiceMetrics | None = None
-        self.batcher = Batcher(annotator, settings)
-        if metrics:
-            self.metrics = ServiceMetrics(
-                queued=lambda: self.batcher.queued, in_flight=lambda: self.batcher.in_flight
-            )
-            self.batcher.on_batch = self.metrics.batch_size.observe
-
-    @classmethod
-    def start(cls, model: str, settings: ServiceSettings, *, metrics: bool) -> EntityService:
-        """Load pipeline `model` and annotate a warm-up text, so that the first request does
-        not pay for lazy loading and `/readyz` answers only when the pipeline works."""
-        annotator = Annotator.load(model, gpu=settings.gpus_per_replica > 0)
-        service = cls(annotator, settings, metrics=metrics)
-        (warm_up,) = annotator.docs([WARM_UP_TEXT], settings.batch_words)
-        if isinstance(warm_up, Exception):
-            raise warm_up
-        service.ready = True
-        return service
-
-    def admit(self) -> None:
-        """Hold one more request, or refuse it with 503 and `Retry-After` when full."""
-        if self.held >= self.settings.replica_capacity:
-            raise HTTPException(
-                503,
-                detail=f"busy: {self.held} requests held; retry later",
-                headers={"Retry-After": str(self.settings.retry_after_s)},
-            )
-        self.held += 1
-
-    def release(self) -> None:
-        self.held -= 1
-
-    @contextmanager
-    def holding(self) -> Iterator[None]:
-        self.admit()
-        try:
-            yield
-        finally:
-            self.release()
-
-    def metadata(self) -> dict[str, Any]:
-        return {**self.annotator.metadata(), "settings": vars(self.settings)}
-
-    def close(self) -> None:
-        self.batcher.close()
 
 
 def timing_headers(results: Sequence[Annotated]) -> dict[str, str]:

@@ -20,16 +20,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from ..annotate.records import NO_ID, Record, error_line, parse_line
-
-if TYPE_CHECKING:
-    from .app import EntityService
+from .service import EntityService
 
 #: JSON text may spell a character as a 6-byte escape; beyond this a line cannot hold a text
 #: within `max_chars`, so it is refused without being kept.

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import TYPE_CHECKING
 
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .bulk import bulk
-
-if TYPE_CHECKING:
-    from .app import EntityService
+from .service import EntityService
 
 #: Paths anyone may read even when an API key is set: probes, the demo page, the API docs.
 OPEN_PATHS = ("/", "/healthz", "/readyz", "/docs", "/openapi.json")

@@ -15,7 +15,8 @@ import torch
 import uvicorn
 from wasabi import msg
 
-from .app import EntityService, build_app
+from .app import build_app
+from .service import EntityService
 from .settings import ServiceSettings
 
 GRACEFUL_S = 30

@@ -27,7 +27,8 @@ from ray import serve
 from ray.serve.config import AutoscalingConfig, BackpressureConfig
 from wasabi import msg
 
-from .app import EntityService, build_app
+from .app import build_app
+from .service import EntityService
 from .settings import ServiceSettings
 
 APP_NAME = "bert_ner"

@@ -245,7 +245,9 @@ def test_ndjson_bulk_answers_every_line_with_its_id_and_errors_name_the_line(ser
     first = next(record for record in records if record.get("id") == "d0")
     spans = [(e["start_char"], e["end_char"], e["label"]) for e in first["entities"]]
     # Scores may differ in the last digit with the batch (see annotate.records).
-    assert spans == [(e["start_char"], e["end_char"], e["label"]) for e in single["results"][0]["entities"]]
+    assert spans == [
+        (e["start_char"], e["end_char"], e["label"]) for e in single["results"][0]["entities"]
+    ]
 
 
 def test_ndjson_bulk_needs_the_key_too(service):
