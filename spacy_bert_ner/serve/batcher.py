@@ -6,7 +6,9 @@ asyncio task takes the queue's head as a batch (at most `max_batch_size` texts a
 `batch_words` words, waiting at most `batch_wait_ms` after the first text for others to join)
 and hands it to one worker thread that runs the annotator, so the event loop stays free to
 answer probes, 413s and 503s while a batch runs. While a batch runs the next one gathers, so
-under load batches fill without any waiting, and a lone client waits for nothing but its text.
+under load batches fill without any waiting. The wait is skipped after a batch of one text:
+a lone client, whose text no other will join, waits for nothing but its text (the first
+batch of a burst then runs alone, and the wait is back from the next one on).
 
 Both engines use it: in the `local` engine's process and inside each Ray Serve replica.
 """
@@ -62,6 +64,7 @@ class Batcher:
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bert_ner")
         self.queue: deque[_Waiting] = deque()
         self.running = 0  # texts in the batch on the worker thread
+        self.last_size = 0  # texts in the batch run last
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -101,11 +104,14 @@ class Batcher:
         return batch
 
     async def _gather(self) -> None:
-        """Wait until the queue holds a full batch or its head has waited `batch_wait_ms`."""
+        """Wait until the queue holds a full batch or its head has waited `batch_wait_ms`
+        (not at all after a batch of one)."""
         assert self._arrived is not None
         while not self.queue:
             self._arrived.clear()
             await self._arrived.wait()
+        if self.last_size <= 1:
+            return
         deadline = self.queue[0].since + self.settings.batch_wait_ms / 1000
         while len(self.queue) < self.settings.max_batch_size:
             left = deadline - time.perf_counter()
@@ -125,7 +131,7 @@ class Batcher:
             batch = [waiting for waiting in batch if not waiting.future.cancelled()]
             if not batch:
                 continue
-            self.running = len(batch)
+            self.running = self.last_size = len(batch)
             started = time.perf_counter()
             texts = [waiting.text for waiting in batch]
             try:

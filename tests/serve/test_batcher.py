@@ -2,6 +2,7 @@
 size and word limits, each caller gets its own texts back in order."""
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,18 @@ def test_unbatched_runs_one_text_at_a_time(annotator):
     batcher = Batcher(annotator, ServiceSettings(max_batch_size=1), on_batch=sizes.append)
     run_callers(batcher, [[text] for text in TEXTS])
     assert sizes == [1, 1, 1]
+
+
+def test_a_lone_caller_does_not_wait_for_others(annotator):
+    """After a batch of one, the next text runs at once rather than after `batch_wait_ms`."""
+    batcher = Batcher(annotator, ServiceSettings(batch_wait_ms=2000))
+
+    async def one_by_one() -> float:
+        await batcher.annotate(TEXTS[:1])  # the first batch: nothing ran before it
+        started = time.perf_counter()
+        for text in TEXTS:
+            await batcher.annotate([text])
+        batcher.close()
+        return time.perf_counter() - started
+
+    assert asyncio.run(one_by_one()) < 2.0  # three texts, none waiting 2 s
