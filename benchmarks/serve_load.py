@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import psutil
@@ -127,6 +128,9 @@ def run_levels(
         with Sampler(lambda: tree_rss_mib(server), interval=0.5) as rss:
             for _ in range(args.runs):
                 level.runs.append(run_wrk(url, script, clients, args.seconds, args.timeout))
+                # wrk leaves the requests of the connections it closes to the server; they
+                # are let through before the next run, which would meet them as a queue.
+                time.sleep(args.pause)
         level.peak_rss_mib = rss.peak
         print(
             f"[{system}] {clients} clients: {level.median('ok'):.0f} ok per run, "
@@ -266,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="per level and run")
     p.add_argument("--runs", type=int, default=3, help="runs per level (median)")
     p.add_argument("--timeout", type=float, default=30.0, help="client timeout per request")
+    p.add_argument("--pause", type=float, default=5.0, help="seconds between runs (drain)")
     p.add_argument("--max-batch-size", type=int, default=64)
     p.add_argument("--batch-wait-ms", type=float, default=2.0)
     p.add_argument("--bulk-docs", type=int, default=10_000, help="NDJSON documents (0: none)")
@@ -322,14 +327,18 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ) + ["--log-level=warning", "--no-access-log"]
                 env = {"MODEL_DIR": str(hf_dir), "OMP_NUM_THREADS": str(os.cpu_count())}
                 url, script = f"http://127.0.0.1:{port}/ner", handmade
-            ready_url = url.rsplit("/", 2)[0] + ("/healthz" if system == "handmade" else "/readyz")
-            with running(command, ready_url, tmp / f"{system}.log", **env) as server:
-                levels += run_levels(system, url, script, server, args)
-                if engine == "local" and system != "handmade":
-                    print(f"[{system}] {mean_batch_size(url.rsplit('/', 2)[0])}", flush=True)
-                if system == "local" and args.bulk_docs:
-                    bulk = bulk_request(url, sents, args.bulk_docs, server, tmp)
-                    print(bulk, flush=True)
+            base = urljoin(url, "/")
+            ready_url = urljoin(base, "healthz" if system == "handmade" else "readyz")
+            try:
+                with running(command, ready_url, tmp / f"{system}.log", **env) as server:
+                    levels += run_levels(system, url, script, server, args)
+                    if engine == "local" and system != "handmade":
+                        print(f"[{system}] {mean_batch_size(base.rstrip('/'))}", flush=True)
+                    if system == "local" and args.bulk_docs:
+                        bulk = bulk_request(url, sents, args.bulk_docs, server, tmp)
+                        print(bulk, flush=True)
+            except SystemExit as failed:  # one system that cannot start stops no other
+                print(f"[{system}] FAILED: {failed}", flush=True)
         after = offline_ceiling(pipeline, sents, args.max_batch_size)
     print(
         f"offline nlp.pipe before the servers {before[0]:.0f} words/s, after {after[0]:.0f}; "
