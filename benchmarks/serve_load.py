@@ -1,38 +1,39 @@
 """Load test of `python -m spacy_bert_ner serve`: single-sentence requests from 1 to 256
-concurrent clients, against the same service without batching, the offline `nlp.pipe`
-ceiling and a hand-written FastAPI + transformers server. Loopback only; every level is
-bounded by a request count and a time limit.
+concurrent clients (`wrk`, see `benchmarks/wrk.py`), every system in the same run:
 
-Systems, all on the same model and the same CoNLL-2003 test sentences:
-  (a) batched   our service, batches of up to --max-batch-size texts across requests
-  (b) unbatched the same service with --max-batch-size 1
-  (c) offline   nlp.pipe over the sentences with batch_size = --max-batch-size: the ceiling
-                 of a service, which cannot sort more than one batch by length
-  (d) handmade  FastAPI + uvicorn + transformers pipeline(aggregation_strategy="first"),
-                 one forward pass per request (benchmarks/handwritten_server.py)
+  local            the local engine (uvicorn + asyncio batcher), batches up to --max-batch-size
+  local-unbatched  the same with --max-batch-size 1
+  ray              the ray engine, through Ray Serve's HTTP proxy
+  ray-direct       the ray engine with Ray Serve's direct ingress (RAY_SERVE_ENABLE_DIRECT_INGRESS:
+                   the replica answers HTTP itself, no proxy hop)
+  handmade         FastAPI + uvicorn + transformers pipeline(aggregation_strategy="first"),
+                   one forward pass per request (benchmarks/handwritten_server.py)
+  offline          nlp.pipe over the same sentences at batch --max-batch-size: the ceiling
+                   (measured before and after the servers; the faster one counts)
 
-    python -m benchmarks.serve_load                      # random-head MiniLM
+Each level runs --runs times for --seconds; the table gives the median of each figure. Then
+one NDJSON request of --bulk-docs documents to the local engine: all answered, each id once,
+the server's RSS growth. Loopback only.
+
+    python -m benchmarks.serve_load                      # MiniLM, random head
     python -m benchmarks.serve_load --model training/cpu/model-best
 """
 
 import argparse
-import asyncio
+import json
 import os
-import re
 import signal
 import socket
 import statistics
 import subprocess
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from urllib.parse import urljoin
 
-import aiohttp
 import httpx
 import psutil
 
@@ -41,29 +42,32 @@ from .inputs import Sentences, bert_ner_pipeline, conll_file, read_sentences
 from .machine import describe
 from .measure import Sampler
 from .tables import print_table, ratio
+from .wrk import WrkRun, lua_script, run_wrk
 
 LEVELS = (1, 8, 64, 256)
+SYSTEMS = ("local", "local-unbatched", "ray", "ray-direct", "handmade")
 
 
 @dataclass
-class LevelResult:
+class Level:
     system: str
     clients: int
-    latencies: list[float] = field(default_factory=list)  # seconds, successful requests
-    statuses: Counter = field(default_factory=Counter)
-    words: int = 0
-    seconds: float = 0.0
+    runs: list[WrkRun] = field(default_factory=list)
     peak_rss_mib: float = 0.0
 
-    @property
-    def words_per_second(self) -> float:
-        return self.words / self.seconds if self.seconds else 0.0
+    def median(self, figure: str) -> float:
+        return statistics.median(getattr(run, figure) for run in self.runs)
 
-    def percentile(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+    def words_per_second(self, words_per_request: float) -> float:
+        return statistics.median(run.ok / run.seconds * words_per_request for run in self.runs)
+
+    def problems(self) -> str:
+        """Non-200 answers and socket errors summed over the runs."""
+        total: dict[str, int] = {}
+        for run in self.runs:
+            for kind, n in run.problems().items():
+                total[kind] = total.get(kind, 0) + n
+        return ", ".join(f"{kind}: {n}" for kind, n in sorted(total.items())) or "-"
 
 
 def free_port() -> int:
@@ -72,22 +76,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@dataclass
-class Server:
-    """One system under load: where it takes a text, the JSON body it wants, and which
-    processes (by command line) hold its memory."""
-
-    system: str
-    url: str
-    body: Callable[[str], dict[str, Any]]
-    rss_pattern: str
+def tree_rss_mib(process: psutil.Process) -> float:
+    """RSS of a server and all its children (Ray's processes, for the ray engine)."""
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 2**20
 
 
 @contextmanager
-def running(command: list[str], ready_url: str, log: Path, **env: str) -> Iterator[None]:
-    """A server process from start until it answers `ready_url`, stopped on the way out
-    whatever happens (a server left running would hold the cores of the next system). Its
-    output goes to `log`, whose tail says why when it exits before it is ready."""
+def running(command: list[str], ready_url: str, log: Path, **env: str) -> Iterator[psutil.Process]:
+    """A server process from start until it answers `ready_url`, stopped (SIGTERM) on the way
+    out whatever happens: a server left running would hold the cores of the next system."""
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=out, **in_repo(**env))
     try:
@@ -99,7 +102,7 @@ def running(command: list[str], ready_url: str, log: Path, **env: str) -> Iterat
             if time.monotonic() > deadline:
                 raise SystemExit(f"server not ready after 300 s: {ready_url}")
             time.sleep(0.5)
-        yield
+        yield psutil.Process(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -115,103 +118,73 @@ def ready(url: str) -> bool:
         return False
 
 
-def process_tree_rss(pattern: str) -> float:
-    """Summed RSS (MiB) of the processes whose command line matches `pattern`."""
-    total = 0
-    for process in psutil.process_iter(["cmdline", "memory_info"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if re.search(pattern, cmdline) and process.info["memory_info"]:
-            total += process.info["memory_info"].rss
-    return total / 2**20
-
-
-async def load_level(
-    server: Server, sents: Sentences, n_requests: int, args: argparse.Namespace, result: LevelResult
-) -> None:
-    """`result.clients` coroutines send one sentence per request until `n_requests` are sent
-    or --time-limit passes; latencies of successful requests and every status are kept.
-
-    aiohttp rather than httpx: the client shares the 2 cores with the servers, and aiohttp
-    spends about half the CPU per request that httpx does, on every system alike.
-    """
-    texts = sents.texts()
-    sent = 0
-    start = time.perf_counter()
-    connector = aiohttp.TCPConnector(limit=result.clients)
-    client_timeout = aiohttp.ClientTimeout(total=args.timeout)
-    async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
-
-        async def one_client(offset: int) -> None:
-            nonlocal sent
-            while sent < n_requests and time.perf_counter() - start < args.time_limit:
-                index = (offset + sent) % len(texts)
-                sent += 1
-                began = time.perf_counter()
-                try:
-                    async with session.post(server.url, json=server.body(texts[index])) as response:
-                        await response.read()
-                        status = response.status
-                except TimeoutError:
-                    result.statuses["timeout"] += 1
-                    continue
-                except aiohttp.ClientError as err:
-                    result.statuses[type(err).__name__] += 1
-                    continue
-                result.statuses[status] += 1
-                if status == 200:
-                    result.latencies.append(time.perf_counter() - began)
-                    result.words += len(sents.words[index])
-
-        await asyncio.gather(*(one_client(i * 7919) for i in range(result.clients)))
-    result.seconds = time.perf_counter() - start
-
-
-def run_levels(server: Server, sents: Sentences, args: argparse.Namespace) -> list[LevelResult]:
-    results = []
+def run_levels(
+    system: str, url: str, script: Path, server: psutil.Process, args: argparse.Namespace
+) -> list[Level]:
+    run_wrk(url, script, 8, 2, args.timeout)  # warm-up: connections, first batches
+    levels = []
     for clients in args.levels:
-        n_requests = args.requests if clients > 1 else args.requests_single
-        result = LevelResult(server.system, clients)
-        print(f"[{server.system}] {clients} clients, up to {n_requests} requests", flush=True)
-        with Sampler(lambda: process_tree_rss(server.rss_pattern), interval=0.25) as rss:
-            asyncio.run(load_level(server, sents, n_requests, args, result))
-        result.peak_rss_mib = rss.peak
-        results.append(result)
-    return results
+        level = Level(system, clients)
+        with Sampler(lambda: tree_rss_mib(server), interval=0.5) as rss:
+            for _ in range(args.runs):
+                level.runs.append(run_wrk(url, script, clients, args.seconds, args.timeout))
+                # wrk leaves the requests of the connections it closes to the server; they
+                # are let through before the next run, which would meet them as a queue.
+                time.sleep(args.pause)
+        level.peak_rss_mib = rss.peak
+        print(
+            f"[{system}] {clients} clients: {level.median('ok'):.0f} ok per run, "
+            f"p50 {level.median('p50_ms'):.1f} ms, {level.problems()}",
+            flush=True,
+        )
+        levels.append(level)
+    return levels
 
 
-def service_command(
-    pipeline: Path, port: int, batch: int, args: argparse.Namespace, metrics_port: int | None
-) -> list[str]:
-    command = module_command(
-        "spacy_bert_ner",
-        "serve",
-        pipeline,
-        f"--port={port}",
-        f"--max-batch-size={batch}",
-        f"--batch-wait-ms={args.batch_wait_ms}",
-        f"--max-queued={args.max_queued}",
+def bulk_request(url: str, sents: Sentences, n_docs: int, server: psutil.Process, tmp: Path) -> str:
+    """One NDJSON request of `n_docs` sentences (cycled, ids 0..n-1) with curl, which reads
+    the answer while it sends; the answer checked, the server's RSS sampled."""
+    texts = sents.texts()
+    body = tmp / "bulk.ndjson"
+    lines = (json.dumps({"id": i, "text": texts[i % len(texts)]}) + "\n" for i in range(n_docs))
+    body.write_text("".join(lines))
+    before = tree_rss_mib(server)
+    started = time.perf_counter()
+    with Sampler(lambda: tree_rss_mib(server), interval=0.25) as rss:
+        out = subprocess.run(
+            ["curl", "-sS", "-H", "Content-Type: application/x-ndjson", "--data-binary"]
+            + [f"@{body}", url],
+            capture_output=True,
+            text=True,
+        )
+    seconds = time.perf_counter() - started
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    ids = [record.get("id") for record in records]
+    errors = sum("error" in record for record in records)
+    in_input_order = ids == list(range(n_docs))
+    return (
+        f"NDJSON bulk, {n_docs} documents in one request: {len(records)} records, "
+        f"{len(set(ids))} distinct ids, all answered: {sorted(ids) == list(range(n_docs))}, "
+        f"{errors} errors, in input order: {in_input_order}, {seconds:.1f} s "
+        f"({n_docs / seconds:.0f} docs/s); server RSS {before:.0f} MiB before, peak "
+        f"{rss.peak:.0f} MiB (growth {rss.peak - before:.0f} MiB)"
     )
-    if metrics_port:
-        command.append(f"--metrics-port={metrics_port}")
-    return command + args.serve_args.split()
 
 
-def mean_batch_size(metrics_port: int) -> str:
-    """Ray Serve's own figure for the batches our replica ran (its Prometheus export)."""
-    try:
-        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
-    except httpx.HTTPError as err:
-        return f"metrics not reachable: {err}"
-    sums = [
-        float(m) for m in re.findall(r"^ray_serve_actual_batch_size_sum\{[^}]*\} (\S+)", text, re.M)
-    ]
-    counts = [
-        float(m)
-        for m in re.findall(r"^ray_serve_actual_batch_size_count\{[^}]*\} (\S+)", text, re.M)
-    ]
-    if not counts or not sum(counts):
-        return "no ray_serve_actual_batch_size samples exported yet"
-    return f"{sum(sums) / sum(counts):.1f} texts per batch over {sum(counts):.0f} batches"
+def mean_batch_size(base_url: str) -> str:
+    """The local engine's own figure for the batches it ran (its /metrics)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in ("bert_ner_batch_size_sum", "bert_ner_batch_size_count")
+    }
+    count = values.get("bert_ner_batch_size_count", 0)
+    total = values.get("bert_ner_batch_size_sum", 0)
+    return f"{total / count:.1f} texts per batch over {count:.0f} batches" if count else "none"
 
 
 def offline_ceiling(pipeline: Path, sents: Sentences, batch: int) -> tuple[float, float]:
@@ -224,121 +197,157 @@ def offline_ceiling(pipeline: Path, sents: Sentences, batch: int) -> tuple[float
     nlp = spacy.load(pipeline)
     texts = sents.texts()
     list(nlp.pipe(texts[:64], batch_size=batch))  # warm-up
-    start = time.perf_counter()
-    for _ in nlp.pipe(texts, batch_size=batch):
-        pass
-    words_per_second = sents.n_words / (time.perf_counter() - start)
+    rates = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in nlp.pipe(texts, batch_size=batch):
+            pass
+        rates.append(sents.n_words / (time.perf_counter() - start))
     single = []
-    for text in texts[:100]:
+    for text in texts[:200]:
         began = time.perf_counter()
         nlp(text)
         single.append(time.perf_counter() - began)
-    return words_per_second, statistics.median(single)
+    return statistics.median(rates), statistics.median(single)
 
 
-def print_results(results: list[LevelResult], ceiling: float, single_latency: float) -> None:
+def serve_command(pipeline: Path, port: int, engine: str, batch: int, args: argparse.Namespace):
+    return module_command(
+        "spacy_bert_ner",
+        "serve",
+        pipeline,
+        f"--engine={engine}",
+        f"--port={port}",
+        f"--max-batch-size={batch}",
+        f"--batch-wait-ms={args.batch_wait_ms}",
+    )
+
+
+def print_results(
+    levels: list[Level], words_per_request: float, ceiling: float, single_s: float, bulk: str
+) -> None:
     print()
     rows = []
-    for r in results:
-        errors = ", ".join(f"{k}: {v}" for k, v in sorted(r.statuses.items(), key=str) if k != 200)
-        rate = r.words_per_second
-        percentiles = [f"{r.percentile(q):.1f}" for q in (0.5, 0.95, 0.99)]
+    for level in levels:
+        rate = level.words_per_second(words_per_request)
         rows.append(
-            [r.system, r.clients, r.statuses[200], errors or None, f"{rate:.0f}"]
-            + [ratio(rate, ceiling), *percentiles, f"{r.peak_rss_mib:.0f}"]
+            [level.system, level.clients, f"{level.median('ok') / level.median('seconds'):.0f}"]
+            + [f"{rate:.0f}", ratio(rate, ceiling), f"{level.median('p50_ms'):.1f}"]
+            + [f"{level.median('p99_ms'):.1f}", level.problems(), f"{level.peak_rss_mib:.0f}"]
         )
-    rows.append(["offline", None, None, None, f"{ceiling:.0f}", "1.00", None, None, None, None])
-    header = ["system", "clients", "ok", "errors", "words/s", "x offline", "p50 ms", "p95 ms"]
-    print_table([*header, "p99 ms", "RSS MiB"], rows)
+    rows.append(["offline nlp.pipe", None, None, f"{ceiling:.0f}", "1.00", None, None, None, None])
+    header = ["system", "clients", "requests/s", "words/s", "x offline", "p50 ms", "p99 ms"]
+    print_table([*header, "not 200 (all runs)", "RSS MiB"], rows)
     print()
+    one = single_s * 1000
+    by = {(level.system, level.clients): level for level in levels}
+
+    def rate(system: str, clients: int) -> float | None:
+        level = by.get((system, clients))
+        return level.words_per_second(words_per_request) if level else None
+
+    local64 = rate("local", 64)
+    print(f"one nlp(text), median: {one:.1f} ms")
+    if ("local", 1) in by:
+        p50 = by[("local", 1)].median("p50_ms")
+        print(f"local, 1 client: p50 {p50:.1f} ms (target <= {one:.1f} + 5 = {one + 5:.1f} ms)")
     print(
-        f"one nlp(text), median: {single_latency * 1000:.1f} ms; target p50 at 1 client <= "
-        f"1.5 x that + 20 ms = {1.5 * single_latency * 1000 + 20:.1f} ms"
+        f"local, 64 clients: {ratio(local64, ceiling)}x offline (target >= 0.8), "
+        f"{ratio(local64, rate('local-unbatched', 64))}x unbatched (>= 2.5), "
+        f"{ratio(local64, rate('handmade', 64))}x handmade (>= 2)"
     )
-    by = {(r.system, r.clients): r for r in results}
-    a, b, d = (by.get((s, 64)) for s in ("batched", "unbatched", "handmade"))
-    if a and b and d:
-        rate = a.words_per_second
-        print(
-            f"at 64 clients: batched {ratio(rate, ceiling)}x offline (target >= 0.8), "
-            f"{ratio(rate, b.words_per_second)}x unbatched, "
-            f"{ratio(rate, d.words_per_second)}x handmade (targets >= 3)"
-        )
+    for system in ("ray", "ray-direct"):
+        print(f"{system}, 64 clients: {ratio(rate(system, 64), ceiling)}x offline (target >= 0.6)")
+    print(bulk)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument(
-        "--model",
-        help="bert_ner pipeline dir or HF token-classifier dir (default: MiniLM, random head)",
-    )
+    p.add_argument("--model", help="bert_ner pipeline dir (default: MiniLM, random head)")
     p.add_argument("--conll", type=Path, default=conll_file("eng.testb"))
     p.add_argument("-n", "--n-sents", type=int, default=1500)
     p.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=list(LEVELS))
-    p.add_argument("--requests", type=int, default=1000, help="requests per level (%(default)s)")
-    p.add_argument("--requests-single", type=int, default=100, help="requests at 1 client")
-    p.add_argument("--time-limit", type=float, default=60.0, help="seconds per level")
-    p.add_argument("--timeout", type=float, default=60.0, help="client timeout per request")
-    p.add_argument("--max-batch-size", type=int, default=32)
-    p.add_argument("--batch-wait-ms", type=float, default=5.0)
-    p.add_argument("--max-queued", type=int, default=256)
-    p.add_argument("--systems", default="batched,unbatched,handmade")
-    p.add_argument("--serve-args", default="", help="more options for `serve` (a and b)")
+    p.add_argument("--seconds", type=float, default=10.0, help="per level and run")
+    p.add_argument("--runs", type=int, default=3, help="runs per level (median)")
+    p.add_argument("--timeout", type=float, default=30.0, help="client timeout per request")
+    p.add_argument("--pause", type=float, default=5.0, help="seconds between runs (drain)")
+    p.add_argument("--max-batch-size", type=int, default=64)
+    p.add_argument("--batch-wait-ms", type=float, default=2.0)
+    p.add_argument("--bulk-docs", type=int, default=10_000, help="NDJSON documents (0: none)")
+    p.add_argument("--systems", default=",".join(SYSTEMS))
     args = p.parse_args(argv)
 
     sents = read_sentences(args.conll, args.n_sents)
     systems = args.systems.split(",")
+    words_per_request = sents.n_words / len(sents.words)  # wrk rotates over all sentences
+    print(os.popen("uptime").read().strip())
     print(
         describe(
-            f"{os.cpu_count()} torch threads in every system (the service's replica reserves "
-            "all cores, the hand-made server gets OMP_NUM_THREADS, offline nlp.pipe sets them); "
-            "the load generator shares the same cores"
+            f"{os.cpu_count()} torch threads in every system (the serve process or replica, "
+            "the hand-made server's OMP_NUM_THREADS, offline nlp.pipe); wrk (one thread) "
+            "shares the same cores"
         )
     )
     print(
-        f"{len(sents.words)} sentences, {sents.n_words} words; levels {args.levels}; max batch "
-        f"{args.max_batch_size}"
+        f"{len(sents.words)} sentences, {sents.n_words} words ({words_per_request:.1f} per "
+        f"request); levels {args.levels}; {args.runs} x {args.seconds:g} s each; max batch "
+        f"{args.max_batch_size}, wait {args.batch_wait_ms} ms"
     )
-    results: list[LevelResult] = []
-    with tempfile.TemporaryDirectory(prefix="bert_ner_serve_load_") as tmp:
-        pipeline, hf_dir, _ = bert_ner_pipeline(args.model, Path(tmp))
-        for system, batch in (("batched", args.max_batch_size), ("unbatched", 1)):
-            if system not in systems:
-                continue
+    levels: list[Level] = []
+    bulk = "NDJSON bulk: not run"
+    with tempfile.TemporaryDirectory(prefix="bert_ner_serve_load_") as tmp_dir:
+        tmp = Path(tmp_dir)
+        pipeline, hf_dir, _ = bert_ner_pipeline(args.model, tmp)
+        # Before and after the servers: a machine whose load changed shows it here.
+        before = offline_ceiling(pipeline, sents, args.max_batch_size)
+        ours = tmp / "ours.lua"
+        ours.write_text(
+            lua_script([json.dumps({"texts": [t]}) for t in sents.texts()], "/v1/entities")
+        )
+        handmade = tmp / "handmade.lua"
+        handmade.write_text(lua_script([json.dumps({"text": t}) for t in sents.texts()], "/ner"))
+        for system in systems:
             port = free_port()
-            metrics_port = free_port() if system == "batched" else None
-            command = service_command(pipeline, port, batch, args, metrics_port)
-            with running(command, f"http://127.0.0.1:{port}/readyz", Path(tmp, f"{system}.log")):
-                url = f"http://127.0.0.1:{port}/v1/entities"
-                server = Server(
-                    system, url, lambda text: {"texts": [text]}, "ServeReplica:bert_ner"
-                )
-                results += run_levels(server, sents, args)
-                if metrics_port:
-                    time.sleep(12)  # Ray's metrics agent exports every few seconds
-                    print(f"[batched] Ray Serve metrics: {mean_batch_size(metrics_port)}")
-        if "handmade" in systems:
-            port = free_port()
-            command = module_command(
-                "uvicorn",
-                "benchmarks.handwritten_server:app",
-                f"--port={port}",
-                "--log-level=warning",
-            )
-            threads = str(os.cpu_count())
-            with running(
-                command,
-                f"http://127.0.0.1:{port}/healthz",
-                Path(tmp, "handmade.log"),
-                MODEL_DIR=str(hf_dir),
-                OMP_NUM_THREADS=threads,
-            ):
-                url = f"http://127.0.0.1:{port}/ner"
-                pattern = r"uvicorn benchmarks\.handwritten_server"
-                server = Server("handmade", url, lambda text: {"text": text}, pattern)
-                results += run_levels(server, sents, args)
-        ceiling, single = offline_ceiling(pipeline, sents, args.max_batch_size)
-    print_results(results, ceiling, single)
+            batch = 1 if system == "local-unbatched" else args.max_batch_size
+            engine = "ray" if system.startswith("ray") else "local"
+            env: dict[str, str] = {}
+            url, script = f"http://127.0.0.1:{port}/v1/entities", ours
+            command = serve_command(pipeline, port, engine, batch, args)
+            if system == "ray-direct":
+                direct = free_port()
+                env = {
+                    "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+                    "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(direct),
+                    "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(direct + 50),
+                }
+                url = f"http://127.0.0.1:{direct}/v1/entities"
+            if system == "handmade":
+                command = module_command(
+                    "uvicorn", "benchmarks.handwritten_server:app", f"--port={port}"
+                ) + ["--log-level=warning", "--no-access-log"]
+                env = {"MODEL_DIR": str(hf_dir), "OMP_NUM_THREADS": str(os.cpu_count())}
+                url, script = f"http://127.0.0.1:{port}/ner", handmade
+            base = urljoin(url, "/")
+            ready_url = urljoin(base, "healthz" if system == "handmade" else "readyz")
+            try:
+                with running(command, ready_url, tmp / f"{system}.log", **env) as server:
+                    levels += run_levels(system, url, script, server, args)
+                    if engine == "local" and system != "handmade":
+                        print(f"[{system}] {mean_batch_size(base.rstrip('/'))}", flush=True)
+                    if system == "local" and args.bulk_docs:
+                        bulk = bulk_request(url, sents, args.bulk_docs, server, tmp)
+                        print(bulk, flush=True)
+            except SystemExit as failed:  # one system that cannot start stops no other
+                print(f"[{system}] FAILED: {failed}", flush=True)
+        after = offline_ceiling(pipeline, sents, args.max_batch_size)
+    print(
+        f"offline nlp.pipe before the servers {before[0]:.0f} words/s, after {after[0]:.0f}; "
+        f"one nlp(text) {before[1] * 1000:.1f} ms, {after[1] * 1000:.1f} ms (the table takes "
+        "the faster of each)"
+    )
+    ceiling, single_s = max(before[0], after[0]), min(before[1], after[1])
+    print_results(levels, words_per_request, ceiling, single_s, bulk)
+    print(os.popen("uptime").read().strip())
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 The package's own input errors (`BertNERError`) and typer's usage errors are printed as one
 line in one place (`OneLineErrors`), so a bad CoNLL line, a missing model or a mistyped option
 never ends in a traceback. Each command imports what it runs when it runs, so `--help` and
-the other commands never pay for Ray or matplotlib; the options' choices are the enums of the
-modules that use them (`ConllScheme`, `Engine`, `TuneEngine`), none of which imports either.
+the other commands never pay for Ray or matplotlib; the options' choices (and the service's
+defaults) come from modules that import neither: `ConllScheme`, `Engine`, `TuneEngine`,
+`ServeEngine`, `ServiceSettings`.
 """
 
 import sys
@@ -20,6 +21,10 @@ from .annotate.command import Engine
 from .conll import ConllScheme
 from .errors import BertNERError
 from .experiments.tune import TuneEngine
+from .serve.settings import ServeEngine, ServiceSettings
+
+#: The service's defaults, shown by `serve --help`: written once, in `ServiceSettings`.
+SERVE = ServiceSettings()
 
 # typer 0.2x vendors its own click: take click's exceptions from where typer's live.
 _click_exceptions = sys.modules[typer.BadParameter.__module__]
@@ -153,50 +158,61 @@ def export_onnx(
 @app.command("serve")
 def serve(
     model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    engine: ServeEngine = typer.Option(
+        ServeEngine.local, "--engine", help="local (one process, no Ray) or ray (Ray Serve)"
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)"),
     port: int = typer.Option(8000, "--port", help="HTTP port"),
-    replicas: int = typer.Option(1, "--replicas", help="Replicas (without autoscaling)"),
-    min_replicas: int = typer.Option(1, "--min-replicas", help="Autoscaling lower bound"),
+    replicas: int = typer.Option(SERVE.replicas, "--replicas", help="Replicas (ray engine)"),
+    min_replicas: int = typer.Option(
+        SERVE.min_replicas, "--min-replicas", help="Autoscaling lower bound (ray engine)"
+    ),
     max_replicas: int = typer.Option(
-        None, "--max-replicas", help="Autoscaling upper bound (turns autoscaling on)"
+        None, "--max-replicas", help="Autoscaling upper bound (ray engine; turns autoscaling on)"
     ),
     max_batch_size: int = typer.Option(
-        32, "--max-batch-size", help="Texts per batch across requests (1: no batching)"
+        SERVE.max_batch_size, "--max-batch-size", help="Texts per batch (1: no batching)"
     ),
     batch_wait_ms: float = typer.Option(
-        5.0, "--batch-wait-ms", help="How long a batch waits for more texts"
+        SERVE.batch_wait_ms, "--batch-wait-ms", help="How long a batch waits for more texts"
     ),
-    batch_words: int = typer.Option(4096, "--batch-words", help="Word budget per forward batch"),
-    max_texts: int = typer.Option(64, "--max-texts", help="Texts per request (413 beyond)"),
-    max_chars: int = typer.Option(20_000, "--max-chars", help="Characters per text (413 beyond)"),
+    batch_words: int = typer.Option(
+        SERVE.batch_words, "--batch-words", help="Word budget per forward batch"
+    ),
+    max_texts: int = typer.Option(
+        SERVE.max_texts, "--max-texts", help="Texts per JSON request (413 beyond)"
+    ),
+    max_chars: int = typer.Option(
+        SERVE.max_chars, "--max-chars", help="Characters per text (413 beyond)"
+    ),
     max_queued: int = typer.Option(
-        256, "--max-queued", help="Queued requests per replica set (503 beyond)"
+        SERVE.max_queued, "--max-queued", help="Requests waiting beyond a batch (503 beyond)"
     ),
     cpus_per_replica: float = typer.Option(
-        0.0, "--cpus-per-replica", help="CPUs and torch threads per replica (0: cores / replicas)"
+        SERVE.cpus_per_replica,
+        "--cpus-per-replica",
+        help="Torch threads (and Ray CPUs) per process or replica (0: cores / replicas)",
     ),
-    gpus_per_replica: float = typer.Option(0.0, "--gpus-per-replica", help="GPU fraction"),
+    gpus_per_replica: float = typer.Option(
+        SERVE.gpus_per_replica, "--gpus-per-replica", help="GPU fraction (0: CPU)"
+    ),
     address: str = typer.Option(
-        None, "--address", help="Ray cluster to deploy on (auto, ray://...); none: a local Ray"
+        None, "--address", help="Ray cluster to deploy on (auto, ray://...; ray engine)"
     ),
     cors_origin: list[str] = typer.Option(
         [], "--cors-origin", help="Origin allowed by CORS (repeatable); none: CORS off"
     ),
     metrics_port: int = typer.Option(
-        None, "--metrics-port", help="Port of Ray's Prometheus metrics (local Ray only)"
+        None, "--metrics-port", help="Port of Ray's Prometheus metrics (ray engine, local Ray)"
     ),
 ) -> None:
-    """Serve a pipeline over HTTP (Ray Serve, batching across requests) until Ctrl-C.
+    """Serve a pipeline over HTTP, batching across requests, until Ctrl-C or SIGTERM.
 
     An API key is asked for when the BERT_NER_API_KEY environment variable is set."""
     import os
 
-    from .extras import require
-    from .serve.settings import API_KEY_VARIABLE, ServiceSettings
-
-    for module in ("ray.serve", "fastapi"):
-        require(module, "serve")
     from .serve.command import serve_pipeline
+    from .serve.settings import API_KEY_VARIABLE
 
     settings = ServiceSettings(
         max_batch_size=max_batch_size,
@@ -214,6 +230,7 @@ def serve(
     serve_pipeline(
         model,
         settings,
+        engine=engine,
         host=host,
         port=port,
         address=address,

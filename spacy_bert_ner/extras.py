@@ -23,8 +23,11 @@ EXTRA_OF = {
     "pyarrow": "ray",
     "ray.data": "ray",
     "ray.tune": "ray",
-    "ray.serve": "serve",
+    # `serve --engine ray` needs both: the app (serve) and Ray Serve (ray).
+    "ray.serve": "ray",
     "fastapi": "serve",
+    "uvicorn": "serve",
+    "prometheus_client": "serve",
     "wandb": "wandb",
 }
 

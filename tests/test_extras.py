@@ -91,7 +91,7 @@ def test_the_test_extra_installs_every_guarded_module():
 def test_a_submodule_takes_the_extra_of_the_nearest_listed_package():
     assert extra_of("pyarrow.parquet") == "ray"
     assert extra_of("ray.tune.search.optuna") == "ray"
-    assert extra_of("ray.serve") == "serve"
+    assert extra_of("ray.serve") == "ray"
     with pytest.raises(KeyError, match="not an optional module"):
         extra_of("ray")  # which extra depends on what of Ray is used
 

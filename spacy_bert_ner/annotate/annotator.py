@@ -1,21 +1,39 @@
-"""A loaded pipeline applied to a stream of records, one result per record, in order.
+"""The annotator core: a loaded pipeline turning texts or records into records and displaCy
+docs, one result per input, in order.
 
-Both engines run this: `local` in its own process, `ray` inside each actor.
+Every way of running the pipeline goes through `Annotator`: `annotate`'s two engines (`local`
+in its own process, `ray` inside each actor) stream records through `annotate`, and both
+engines of the `serve` command hand it the batches their batcher gathers (`docs`). So the
+lines they write are the same bytes, a failed batch is retried text by text in one place, and
+every architecture answers the same metadata. Nothing here needs Ray or HTTP.
 """
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import spacy
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from ..pipeline.loading import bert_ner_pipes
+from ..about import __version__
+from ..models.model_api import describe_model
+from ..pipeline.loading import bert_ner_pipes, load_pipeline
 from .progress import Done, FirstLines, triage
-from .records import ANNOTATED, ERROR, SKIPPED, Record, Result, error_line, output_line
+from .records import (
+    ANNOTATED,
+    ERROR,
+    SKIPPED,
+    Record,
+    Result,
+    entity_records,
+    error_line,
+    output_line,
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,21 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def word_budget_groups(texts: Sequence[str], budget: int) -> list[list[int]]:
+    """Indices of `texts` cut, in order, into groups of at most `budget` words (a longer text
+    makes a group alone), so one `nlp.pipe` call never holds more than the budget."""
+    groups: list[list[int]] = []
+    words = 0
+    for index, text in enumerate(texts):
+        n_words = len(text.split())
+        if not groups or words + n_words > budget:
+            groups.append([])
+            words = 0
+        groups[-1].append(index)
+        words += n_words
+    return groups
+
+
 def entity_getter(nlp: Language) -> Callable[[Doc], Sequence[Span]]:
     """Where the pipeline's entities are: `doc.ents`, or the `bert_ner` pipe's `spans_key`."""
     keys = {pipe.cfg["spans_key"] for _, pipe in bert_ner_pipes(nlp)}
@@ -49,15 +82,15 @@ def entity_getter(nlp: Language) -> Callable[[Doc], Sequence[Span]]:
 
 
 class Annotator:
-    """A loaded pipeline that turns a stream of records into one result per record, in order.
+    """A loaded pipeline that turns records or texts into one result each, in order.
 
     Docs are made here (so a text the tokenizer rejects, e.g. longer than `nlp.max_length`,
-    is an error record) and go through one `nlp.pipe` stream. A batch that fails inside the
-    pipeline is dropped by the error handler and its records are retried one by one, so one
-    bad document costs its batch a retry, not the job.
+    is an error record) and go through `nlp.pipe`. A batch that fails inside the pipeline is
+    dropped by the error handler and its texts are retried one by one, so one bad document
+    costs its batch a retry, not the job or the other requests batched with it.
     """
 
-    def __init__(self, nlp: Language, batch_size: int, n_process: int = 1) -> None:
+    def __init__(self, nlp: Language, batch_size: int = 256, n_process: int = 1) -> None:
         self.nlp = nlp
         self.batch_size = batch_size
         self.n_process = n_process
@@ -65,11 +98,19 @@ class Annotator:
         # spaCy types handlers as NoReturn, though it documents ones that return.
         nlp.set_error_handler(_drop_failed_batch)  # type: ignore[arg-type]
 
+    @classmethod
+    def load(
+        cls, model: str, *, batch_size: int = 256, n_process: int = 1, gpu: bool = False
+    ) -> Annotator:
+        """The annotator of pipeline `model` (a directory or a package name); with `gpu`, on
+        the first GPU this process sees (Ray sets which one that is)."""
+        return cls(load_pipeline(model, gpu_id=0 if gpu else -1), batch_size, n_process)
+
     def annotate(
         self, records: Iterable[Record], done: Done, first_lines: FirstLines
     ) -> Iterator[Result]:
-        """The loop both engines run: skip what earlier runs wrote, refuse duplicate ids,
-        annotate the rest."""
+        """The loop both `annotate` engines run: skip what earlier runs wrote, refuse duplicate
+        ids, annotate the rest."""
         return self.results(triage(records, done, first_lines))
 
     def results(self, records: Iterable[Record]) -> Iterator[Result]:
@@ -93,7 +134,7 @@ class Annotator:
         for doc, line in stream:
             while pending[0].line != line:
                 yield self._result_without_doc(pending.popleft())
-            yield ANNOTATED, output_line(pending.popleft(), self.spans(doc))
+            yield ANNOTATED, self.record_line(pending.popleft(), doc)
         while pending:
             yield self._result_without_doc(pending.popleft())
 
@@ -104,9 +145,72 @@ class Annotator:
         if record.text is None:
             return ERROR, error_line(record)
         try:
-            doc = self.nlp.make_doc(record.text)
-            for _, proc in self.nlp.pipeline:  # no error handler: a failure raises here
-                doc = proc(doc)
+            doc = self.annotate_one(record.text)
         except Exception as err:
             return ERROR, error_line(replace(record, text=None, error=_reason(err)))
-        return ANNOTATED, output_line(record, self.spans(doc))
+        return ANNOTATED, self.record_line(record, doc)
+
+    def annotate_one(self, text: str) -> Doc:
+        """One text through the pipeline without the error handler: a failure raises."""
+        doc = self.nlp.make_doc(text)
+        for _, proc in self.nlp.pipeline:
+            doc = proc(doc)
+        return doc
+
+    def docs(self, texts: Sequence[str], batch_words: int) -> list[Doc | Exception]:
+        """The doc of each text, or the exception it raised, in order: one `nlp.pipe` call per
+        group of at most `batch_words` words (see `word_budget_groups`), the texts of a failed
+        group retried one by one. What the service's batcher runs on its worker thread."""
+        results: list[Doc | Exception] = []
+        for group in word_budget_groups(texts, batch_words):
+            done: dict[int, Doc] = {}
+            pairs = ((texts[index], index) for index in group)
+            try:
+                for doc, index in self.nlp.pipe(pairs, as_tuples=True, batch_size=len(group)):
+                    done[index] = doc
+            except Exception:  # a text the tokenizer refuses: the rest goes one by one
+                pass
+            for index in group:
+                if index in done:
+                    results.append(done[index])
+                    continue
+                try:
+                    results.append(self.annotate_one(texts[index]))
+                except Exception as err:
+                    results.append(err)
+        return results
+
+    def record_line(self, record: Record, doc: Doc) -> str:
+        """The line `annotate` writes for a record (with its newline)."""
+        return output_line(record, self.spans(doc))
+
+    def displacy(self, record: Record, doc: Doc) -> dict[str, Any]:
+        """displaCy's manual format (`displacy.render(..., manual=True)`), the score kept and
+        the id as the title."""
+        ents = [
+            {
+                "start": e["start_char"],
+                "end": e["end_char"],
+                "label": e["label"],
+                "score": e["score"],
+            }
+            for e in entity_records(self.spans(doc))
+        ]
+        return {"text": doc.text, "ents": ents, "title": json.loads(record.id)}
+
+    def metadata(self) -> dict[str, Any]:
+        """Which pipeline answers, with its labels and how each `bert_ner` model runs, read
+        through `models.model_api` so every architecture (standalone on torch or ONNX Runtime,
+        listener) answers."""
+        components = {
+            name: {"labels": list(pipe.labels), "model": describe_model(pipe.model)}
+            for name, pipe in bert_ner_pipes(self.nlp)
+        }
+        return {
+            "pipeline": {
+                "name": self.nlp.meta.get("name"),
+                "version": self.nlp.meta.get("version"),
+            },
+            "components": components,
+            "versions": {"spacy": spacy.__version__, "spacy_bert_ner": __version__},
+        }

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from spacy.util import minibatch
 
-from ..pipeline.loading import load_pipeline
 from .annotator import Annotator, EngineOptions
 from .progress import Done, FirstLines
 from .records import Result, read_records
@@ -27,7 +26,11 @@ def local_results(
     The pipeline loads at the call, so a model that cannot load fails before any file is
     touched; the records are read as the results are consumed.
     """
-    nlp = load_pipeline(model, gpu_id=0 if options.gpus_per_worker > 0 else -1)
+    annotator = Annotator.load(
+        model,
+        batch_size=options.batch_size,
+        n_process=options.workers,
+        gpu=options.gpus_per_worker > 0,
+    )
     records = read_records(input_path, options.text_field, options.id_field)
-    annotator = Annotator(nlp, options.batch_size, n_process=options.workers)
     return minibatch(annotator.annotate(records, done, FirstLines()), options.batch_size)

@@ -34,7 +34,6 @@ import ray
 from ray.data.datasource import FileBasedDatasource
 from spacy.util import minibatch
 
-from ..pipeline.loading import load_pipeline
 from .annotator import Annotator, EngineOptions
 from .progress import Done, FirstLines
 from .records import NO_ID, Record, Result, is_parquet, jsonl_records, parquet_records
@@ -106,8 +105,7 @@ class RecordAnnotator:
         done: Done,
         repeated: dict[str, int],
     ) -> None:
-        nlp = load_pipeline(model, gpu_id=0 if use_gpu else -1)  # Ray sets the visible GPU
-        self.annotator = Annotator(nlp, batch_size)
+        self.annotator = Annotator.load(model, batch_size=batch_size, gpu=use_gpu)
         self.done = done
         self.first_lines = FirstLines(repeated)
 

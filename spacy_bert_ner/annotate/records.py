@@ -91,14 +91,17 @@ def make_record(line: int, value: Any, text_field: str, id_field: str) -> Record
 def jsonl_records(lines: Iterable[bytes], text_field: str, id_field: str) -> Iterator[Record]:
     """Records from the raw lines of a JSONL file; blank lines are not records."""
     for line_no, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            value = json.loads(raw)
-        except ValueError as err:  # also invalid UTF-8 (UnicodeDecodeError)
-            yield Record(line_no, NO_ID, None, f"not valid JSON: {err}")
-            continue
-        yield make_record(line_no, value, text_field, id_field)
+        if raw.strip():
+            yield parse_line(line_no, raw, text_field, id_field)
+
+
+def parse_line(line_no: int, raw: bytes, text_field: str, id_field: str) -> Record:
+    """The record of one non-blank JSONL line (the service's NDJSON bulk reads them too)."""
+    try:
+        value = json.loads(raw)
+    except ValueError as err:  # also invalid UTF-8 (UnicodeDecodeError)
+        return Record(line_no, NO_ID, None, f"not valid JSON: {err}")
+    return make_record(line_no, value, text_field, id_field)
 
 
 def open_parquet(source: Any, name: str | Path) -> Any:

@@ -87,3 +87,25 @@ def load_model(model: Model, path: Path) -> None:
             raise ModelLoadError(f"{path}: cannot read the weights ({err})") from None
         return
     token_classifier.set_transformer(model, *load_pretrained(path), graph_dir=path)
+
+
+#: What a standalone model's settings say about how it runs; a listener has none of them (its
+#: windows and precision are the transformer's it listens to).
+RUNTIME_SETTINGS = (
+    "max_length",
+    "stride",
+    "window_batch_size",
+    "int8",
+    "precision",
+    "runtime_precision",
+    "backend",
+)
+
+
+def describe_model(model: Model) -> dict[str, object]:
+    """What a service reports about the model: its architecture and, for the standalone model
+    (torch or ONNX Runtime), its window and precision settings."""
+    if is_listener(model):
+        return {"architecture": listener_classifier.MODEL_NAME}
+    settings = {key: model.attrs[key] for key in RUNTIME_SETTINGS}
+    return {"architecture": token_classifier.MODEL_NAME, **settings}

@@ -1,7 +1,9 @@
-"""`serve`: a trained pipeline as an HTTP service on Ray Serve, batching across requests.
+"""`serve`: a trained pipeline as an HTTP service, batching across requests, on two engines.
 
-`settings` holds what the command line sets (light, for the CLI); `schemas` the request and
-response bodies; `app` the FastAPI ingress and the Ray Serve deployment (dynamic batching,
-limits, API key, the demo page `demo.html`); `command` starts Ray and the application and
-stops them on Ctrl-C or SIGTERM. Only `serve` imports Ray Serve and FastAPI (the `serve` extra).
+`settings` holds what the command line sets and the defaults (light, for the CLI); `command`
+picks the engine: `local` (uvicorn in one process, no Ray) or `ray_engine` (Ray Serve
+replicas). Both run the app of `app` (routes; `gate`: API key, NDJSON switch, metrics; `bulk`:
+the NDJSON stream; the demo page `demo.html`) over an `EntityService` (`service`: the
+annotator core of `annotate`, the `batcher`, the requests held). Only `serve` imports FastAPI,
+uvicorn and prometheus-client (the `serve` extra), and only `ray_engine` Ray Serve.
 """

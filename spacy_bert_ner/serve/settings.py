@@ -1,10 +1,20 @@
-"""What the `serve` command sets: batching, limits, resources. Kept free of Ray and FastAPI
-imports so the CLI can offer the options without importing the service."""
+"""What the `serve` command sets: batching, limits, resources, for both engines. The one
+place of their defaults (the CLI reads them from here). Kept free of Ray and FastAPI imports
+so the CLI can offer the options without importing the service."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 
 #: Environment variable that holds the API key; unset or empty: no key is asked for.
 API_KEY_VARIABLE = "BERT_NER_API_KEY"
+
+
+class ServeEngine(StrEnum):
+    """What runs the service (the CLI's choices): `local`, one process with uvicorn and no
+    Ray; `ray`, Ray Serve replicas on this machine or a cluster."""
+
+    local = "local"
+    ray = "ray"
 
 
 @dataclass(frozen=True)
@@ -20,15 +30,17 @@ class ServiceSettings:
         any model work.
     max_queued: requests a replica holds waiting beyond the batch it runs; beyond them it
         answers 503 with Retry-After at once, so the queue is never unbounded.
-    replicas / min_replicas / max_replicas: a fixed count, or autoscaling bounds when
-        `max_replicas` is set.
-    cpus_per_replica: the CPUs Ray reserves for each replica, and its torch threads (so
-        replicas sharing a machine do not oversubscribe its cores).
-    gpus_per_replica: a GPU fraction per replica (0: CPU).
+    replicas / min_replicas / max_replicas (ray engine): a fixed count, or autoscaling
+        bounds when `max_replicas` is set.
+    cpus_per_replica: torch threads of the process (local) or of each replica, which Ray also
+        reserves (ray), so replicas sharing a machine do not oversubscribe its cores; 0: the
+        machine's cores shared equally among the replicas (see `with_cores`).
+    gpus_per_replica: a GPU fraction per replica (0: CPU); the local engine uses the first
+        GPU when it is above 0.
     """
 
-    max_batch_size: int = 32
-    batch_wait_ms: float = 5.0
+    max_batch_size: int = 64
+    batch_wait_ms: float = 2.0
     batch_words: int = 4096
     max_texts: int = 64
     max_chars: int = 20_000
@@ -36,9 +48,16 @@ class ServiceSettings:
     replicas: int = 1
     min_replicas: int = 1
     max_replicas: int | None = None
-    cpus_per_replica: float = 1.0
+    cpus_per_replica: float = 0.0
     gpus_per_replica: float = 0.0
     retry_after_s: int = 1
+
+    def with_cores(self, cores: int) -> "ServiceSettings":
+        """These settings with `cpus_per_replica` 0 made an equal share of `cores`."""
+        if self.cpus_per_replica > 0:
+            return self
+        share = cores // (self.max_replicas or self.replicas)
+        return replace(self, cpus_per_replica=float(max(1, share)))
 
     @property
     def torch_threads(self) -> int:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import spacy
-from spacy.language import Language
 from typer.testing import CliRunner
 
 from spacy_bert_ner import replace_lone_surrogates
@@ -21,14 +20,6 @@ from spacy_bert_ner.errors import BertNERError
 from ..nasty_strings import LONE_SURROGATES, NASTY_STRINGS
 
 NAMES = ["Angela Merkel", "Paris", "Berlin", "the Berlin Senate", "Merkel"]
-
-
-@Language.component("annotate_test_fail_on_boom")
-def fail_on_boom(doc):
-    """A component that fails on one document: stands in for any per-document failure."""
-    if "boom" in doc.text:
-        raise RuntimeError("boom")
-    return doc
 
 
 def text(i: int) -> str:
@@ -75,26 +66,6 @@ MIXED_IDS = [
     *(21, 7, "cut-\udc80", "half-emoji"),
     *(f"doc-{i}" for i in range(12, 20)),
 ]
-
-
-@pytest.fixture(scope="module")
-def pipeline(tiny_bert, tmp_path_factory) -> Path:
-    nlp = spacy.blank("en")
-    nlp.add_pipe("bert_ner", config={"model": str(tiny_bert)})
-    path = tmp_path_factory.mktemp("annotate") / "pipeline"
-    nlp.to_disk(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def fragile_pipeline(tiny_bert, tmp_path_factory) -> Path:
-    """The tiny pipeline plus a component that fails on texts with "boom"."""
-    nlp = spacy.blank("en")
-    nlp.add_pipe("bert_ner", config={"model": str(tiny_bert)})
-    nlp.add_pipe("annotate_test_fail_on_boom")
-    path = tmp_path_factory.mktemp("annotate") / "fragile"
-    nlp.to_disk(path)
-    return path
 
 
 @pytest.fixture

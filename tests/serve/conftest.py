@@ -1,6 +1,7 @@
-"""One running service for the tests of this folder: `python -m spacy_bert_ner serve` on the
-trained tiny pipeline, started as a user starts it (its own local Ray), with an API key and
-small limits so that every refusal can be reached."""
+"""A running service for the tests of this folder, once per engine: `python -m spacy_bert_ner
+serve` on the trained tiny pipeline, started as a user starts it (`--engine ray` with its own
+local Ray), with an API key and small limits so that every refusal can be reached. Tests that
+take `service` run on both engines; the few that concern one engine ask for it by name."""
 
 import os
 import signal
@@ -19,11 +20,18 @@ API_KEY = "test-key-0123456789"
 LIMITS = {"max_texts": 8, "max_chars": 2000, "max_queued": 2, "max_batch_size": 4}
 
 
+ENGINES = ("local", "ray")
+#: For the tests of what one engine alone does: the same package-wide service, one engine.
+LOCAL_ONLY = pytest.mark.parametrize("service", ["local"], indirect=True)
+RAY_ONLY = pytest.mark.parametrize("service", ["ray"], indirect=True)
+
+
 @dataclass
 class Service:
     url: str
     pipeline: Path
     process: subprocess.Popen
+    engine: str
 
     def client(self, key: str | None = API_KEY, timeout: float = 60.0) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -50,14 +58,15 @@ def wait_ready(url: str, process: subprocess.Popen, seconds: float = 180.0) -> N
     raise RuntimeError(f"serve not ready after {seconds} s")
 
 
-@pytest.fixture(scope="package")
-def service(trained_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def start_service(
+    pipeline: Path, log: Path, engine: str, *options: str
+) -> tuple[Service, subprocess.Popen]:
+    """`serve` in a child process, ready; its output goes to `log`."""
     port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    options = [f"--{name.replace('_', '-')}={value}" for name, value in LIMITS.items()]
+    limits = [f"--{name.replace('_', '-')}={value}" for name, value in LIMITS.items()]
+    command = [sys.executable, "-m", "spacy_bert_ner", "serve", str(pipeline), f"--port={port}"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "spacy_bert_ner", "serve", str(trained_tiny), f"--port={port}"]
-        + options,
+        [*command, f"--engine={engine}", *limits, *options],
         env={**os.environ, "BERT_NER_API_KEY": API_KEY},
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
@@ -69,7 +78,11 @@ def service(trained_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     except RuntimeError:
         process.kill()
         raise RuntimeError(log.read_text()[-5000:]) from None
-    yield Service(url, trained_tiny, process)
+    return Service(url, pipeline, process, engine), process
+
+
+def stop_service(process: subprocess.Popen, log: Path) -> None:
+    """SIGTERM, as a process manager stops it: the service must exit 0 and say so."""
     process.send_signal(signal.SIGTERM)
     try:
         code = process.wait(timeout=120)
@@ -78,3 +91,14 @@ def service(trained_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         raise
     assert code == 0, log.read_text()[-5000:]
     assert "stopped" in log.read_text()
+
+
+@pytest.fixture(scope="package", params=ENGINES)
+def service(
+    request: pytest.FixtureRequest, trained_tiny: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    engine = request.param
+    log = tmp_path_factory.mktemp(f"serve-{engine}") / "serve.log"
+    running, process = start_service(trained_tiny, log, engine)
+    yield running
+    stop_service(process, log)

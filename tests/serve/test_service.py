@@ -1,8 +1,11 @@
-"""The running service over real HTTP: answers, refusals, overload and a killed replica."""
+"""The running service over real HTTP, on both engines: answers, NDJSON bulk, refusals,
+overload, timing headers; the local engine's metrics and graceful stop; a killed Ray replica."""
 
 import asyncio
 import json
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,11 +14,11 @@ import pytest
 
 from spacy_bert_ner import replace_lone_surrogates
 from spacy_bert_ner.annotate.command import annotate
-from spacy_bert_ner.serve.app import check_limits, word_budget_groups
+from spacy_bert_ner.serve.app import check_limits
 from spacy_bert_ner.serve.settings import ServiceSettings
 
 from ..nasty_strings import LONE_SURROGATES, NASTY_STRINGS
-from .conftest import API_KEY, LIMITS
+from .conftest import API_KEY, LIMITS, LOCAL_ONLY, RAY_ONLY, start_service, stop_service
 
 JSON = {"Content-Type": "application/json"}
 TEXTS = ["angela merkel met macron in paris", "the berlin of angela", "paris and berlin met merkel"]
@@ -214,6 +217,121 @@ def test_overload_gets_503_with_retry_after_and_nothing_else(service):
     assert any(r.status_code == 200 for r in responses)
 
 
+def ndjson(lines: list[str]) -> bytes:
+    return "".join(line + "\n" for line in lines).encode()
+
+
+def test_ndjson_bulk_answers_every_line_with_its_id_and_errors_name_the_line(service):
+    """More documents than the batcher's window, a bad line among them: one record each."""
+    documents = [{"id": f"d{i}", "text": TEXTS[i % len(TEXTS)]} for i in range(120)]
+    lines = [json.dumps(document) for document in documents]
+    lines[7] = "not json"
+    lines[9] = json.dumps({"id": "long", "text": "a" * (LIMITS["max_chars"] + 1)})
+    lines.insert(20, "")  # blank lines are not documents, as in annotate's input
+    headers = {"Content-Type": "application/x-ndjson"}
+    with service.client() as client:
+        response = client.post("/v1/entities", content=ndjson(lines), headers=headers)
+        single = client.post("/v1/entities", json={"documents": [documents[0]]}).json()
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-ndjson"
+    records = [json.loads(line) for line in response.text.splitlines()]
+    assert len(records) == len(documents)
+    errors = {record["line"]: record for record in records if "error" in record}
+    assert errors[8] == {"id": None, "line": 8, "error": errors[8]["error"]}
+    assert errors[8]["error"].startswith("not valid JSON")
+    assert errors[10]["id"] == "long" and "the limit is 2000" in errors[10]["error"]
+    answered = sorted(record["id"] for record in records if "entities" in record)
+    assert answered == sorted(d["id"] for i, d in enumerate(documents) if i not in (7, 9))
+    first = next(record for record in records if record.get("id") == "d0")
+    spans = [(e["start_char"], e["end_char"], e["label"]) for e in first["entities"]]
+    # Scores may differ in the last digit with the batch (see annotate.records).
+    assert spans == [
+        (e["start_char"], e["end_char"], e["label"]) for e in single["results"][0]["entities"]
+    ]
+
+
+def test_ndjson_bulk_needs_the_key_too(service):
+    with service.client(key=None) as client:
+        response = client.post(
+            "/v1/entities",
+            content=ndjson(['{"text": "x"}']),
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+    assert response.status_code == 401
+
+
+def test_timing_headers(service):
+    with service.client() as client:
+        response = client.post("/v1/entities", json={"texts": TEXTS})
+    queued, inference = (
+        float(response.headers[name]) for name in ("x-queue-time", "x-inference-time")
+    )
+    assert 0 <= queued < 60 and 0 < inference < 60
+
+
+@LOCAL_ONLY
+def test_metrics_in_prometheus_format(service):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with service.client() as client:
+        client.post("/v1/entities", json={"texts": TEXTS})
+        client.post("/v1/entities", json={"texts": ["a"] * (LIMITS["max_texts"] + 1)})
+        text = client.get("/metrics").text
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert samples[("bert_ner_requests_total", (("status", "200"),))] >= 1
+    assert samples[("bert_ner_requests_total", (("status", "413"),))] >= 1
+    assert samples[("bert_ner_request_latency_seconds_count", ())] >= 2
+    assert samples[("bert_ner_batch_size_count", ())] >= 1
+    assert samples[("bert_ner_queue_depth", ())] == 0
+    assert samples[("bert_ner_texts_in_flight", ())] == 0
+
+
+@LOCAL_ONLY
+def test_a_listener_pipeline_answers_metadata(service, trained_multitask, tmp_path):
+    """A second local service on a multi-task pipeline (the bert_ner pipe listening to a
+    shared transformer), whose `/v1/metadata` used to be a 500."""
+    log = tmp_path / "serve.log"
+    listener, process = start_service(trained_multitask, log, "local")
+    try:
+        with listener.client() as client:
+            metadata = client.get("/v1/metadata")
+            entities = client.post("/v1/entities", json={"texts": TEXTS})
+    finally:
+        stop_service(process, log)
+    assert metadata.status_code == 200 and entities.status_code == 200
+    (component,) = metadata.json()["components"].values()
+    assert component["model"] == {"architecture": "listener_token_classifier"}
+
+
+@LOCAL_ONLY
+def test_sigterm_finishes_the_requests_in_flight_and_exits_0(service, tmp_path: Path):
+    """SIGTERM while an NDJSON request is half answered: it is answered to its last line,
+    then the process exits 0."""
+    log = tmp_path / "serve.log"
+    stopping, process = start_service(service.pipeline, log, "local")
+    n_documents = 1500
+    body = ndjson([json.dumps({"id": i, "text": TEXTS[i % 3] * 5}) for i in range(n_documents)])
+    records = []
+    try:
+        with stopping.client() as client:
+            headers = {"Content-Type": "application/x-ndjson"}
+            with client.stream("POST", "/v1/entities", content=body, headers=headers) as response:
+                for line in response.iter_lines():
+                    if not records:
+                        process.send_signal(signal.SIGTERM)
+                    records.append(json.loads(line))
+        assert process.wait(timeout=120) == 0, log.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert sorted(record["id"] for record in records) == list(range(n_documents))
+    assert "stopped" in log.read_text()
+
+
 def replica_processes() -> list[psutil.Process]:
     return [
         process
@@ -222,6 +340,7 @@ def replica_processes() -> list[psutil.Process]:
     ]
 
 
+@RAY_ONLY
 def test_a_killed_replica_is_restarted_and_nothing_hangs(service):
     """Last in this file: it kills the replica mid-load. Requests in flight fail with a 5xx
     (or a dropped connection), later ones succeed once Ray has restarted it."""
@@ -249,13 +368,6 @@ def test_a_killed_replica_is_restarted_and_nothing_hangs(service):
         else:
             pytest.fail("no replica answered within 180 s of the kill")
     assert replica_processes() and replica_processes()[0].pid != replica.pid
-
-
-def test_word_budget_groups_keep_order_and_budget():
-    texts = ["a b c", "d e", "f g h i", "j", "k l m n o p"]
-    groups = word_budget_groups(texts, budget=5)
-    assert [i for group in groups for i in group] == list(range(len(texts)))
-    assert groups == [[0, 1], [2, 3], [4]]  # a text over the budget makes a group alone
 
 
 def test_check_limits_names_the_text():
