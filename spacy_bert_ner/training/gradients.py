@@ -209,7 +209,9 @@ class GradientAverager:
         values = [w.value().float().reshape(-1) for w in weights]
         flat = torch.cat([value.to(self.device) for value in values])
         dist.broadcast(flat, src=0)
-        for weight, value in zip(weights, _split(flat.cpu(), [v.numel() for v in values])):
+        for weight, value in zip(
+            weights, _split(flat.cpu(), [v.numel() for v in values]), strict=True
+        ):
             weight.set_value(value)
 
 
