@@ -104,6 +104,7 @@ def run(
         for n in worker_counts:
             words, seconds = measure(n, cores, settings)
             speeds[n].append(words / seconds)
+            print(f"{n} worker(s): {words:.0f} words in {seconds:.1f} s", flush=True)
     base = statistics.median(speeds[worker_counts[0]])
     rows: list[list[object]] = []
     for n in worker_counts:

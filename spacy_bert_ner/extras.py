@@ -23,6 +23,7 @@ EXTRA_OF = {
     "pyarrow": "ray",
     "ray.data": "ray",
     "ray.tune": "ray",
+    "ray.train": "ray",
     "ray.serve": "serve",
     "fastapi": "serve",
     "wandb": "wandb",

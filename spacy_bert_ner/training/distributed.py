@@ -32,7 +32,7 @@ from spacy.language import Language
 from spacy.training.initialize import init_nlp
 from spacy.training.loop import train
 from spacy.util import registry
-from thinc.api import Config, Optimizer
+from thinc.api import Config, Optimizer, require_gpu
 
 from ..errors import BertNERError
 from .gradients import (
@@ -170,6 +170,8 @@ def train_worker(
     resume = checkpoints.latest() if checkpoints is not None else None
     state = torch.load(resume / STATE_FILE, weights_only=False) if resume is not None else None
     done_steps = state["steps"] if state is not None else 0
+    if use_gpu >= 0:
+        require_gpu(use_gpu)  # as `spacy train --gpu-id` does before it builds the pipeline
     # Every worker initializes from the whole corpus, so labels and head sizes agree.
     nlp = init_nlp(config, use_gpu=use_gpu)
     frozen = nlp.config.interpolate()["training"]["frozen_components"]

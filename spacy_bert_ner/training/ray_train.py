@@ -9,6 +9,7 @@ GPUs it does not have) are refused before any worker starts, in one line.
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +89,10 @@ def train_on_ray(
     cpus_per_worker: float = 1.0,
     address: str | None = None,
     max_failures: int = 3,
-) -> None:
+) -> Any:
     """Train `config_path` (with `overrides`, as `spacy train` takes them) on `workers`
-    Ray Train workers; rank 0 writes model-best and model-last under `output_path`."""
+    Ray Train workers; rank 0 writes model-best and model-last under `output_path`, Ray
+    its checkpoints under `output_path/ray`. Returns Ray Train's `Result`."""
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -117,26 +119,27 @@ def train_on_ray(
             num_workers=workers, use_gpu=bool(gpus_per_worker), resources_per_worker=resources
         ),
         run_config=RunConfig(
-            name="bert_ner_train",
+            name=f"bert_ner_train_{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(output_path / "ray"),
             failure_config=FailureConfig(max_failures=max_failures),
         ),
     )
     try:
-        trainer.fit()
-    except Exception as error:  # Ray wraps the workers' errors: show the first one's line
+        return trainer.fit()
+    except Exception as error:  # Ray wraps the workers' errors: show ours in one line
         cause = _worker_error(error)
         if isinstance(cause, BertNERError):
-            raise cause from None
+            raise BertNERError(str(cause)) from None
         raise
 
 
 def _worker_error(error: BaseException) -> BaseException:
-    failures = getattr(error, "worker_failures", None)
-    if failures:
-        error = failures[min(failures)]
-    while getattr(error, "cause", None) is not None:
-        error = error.cause  # type: ignore[attr-defined]
-    if not isinstance(error, BertNERError) and error.__cause__ is not None:
-        return _worker_error(error.__cause__)
+    """The first worker's `BertNERError` (the one-line kind) behind Ray's error, else that."""
+    failures = getattr(error, "worker_failures", None) or {}
+    for rank in sorted(failures):
+        cause: BaseException | None = failures[rank]
+        while cause is not None and not isinstance(cause, BertNERError):
+            cause = cause.__cause__
+        if cause is not None:
+            return cause
     return error

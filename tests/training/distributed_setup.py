@@ -2,6 +2,7 @@
 group of processes (torch.distributed over gloo, without Ray) running `train_worker`."""
 
 import json
+from datetime import timedelta
 import shutil
 import socket
 from pathlib import Path
@@ -166,7 +167,9 @@ def _run_rank(rank: int, workers: int, port: int, config: str, output: str, skip
     from spacy_bert_ner.training.gradients import GradientAverager
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", f"tcp://127.0.0.1:{port}", rank=rank, world_size=workers)
+    # A step that one worker misses fails the test within a minute instead of hanging it.
+    address, timeout = f"tcp://127.0.0.1:{port}", timedelta(seconds=60)
+    dist.init_process_group("gloo", address, rank=rank, world_size=workers, timeout=timeout)
     if skip:  # the test of the test: a worker that never averages
         GradientAverager.average = lambda self: None  # type: ignore[method-assign]
     try:

@@ -64,6 +64,16 @@ def test_two_workers_give_one_process_weights(setup, tmp_path: Path, multitask: 
     assert largest_difference(single, unaveraged) > 100 * TOLERANCE
 
 
+def test_unequal_shards_keep_the_workers_in_step(setup, tmp_path: Path) -> None:
+    """5 examples in batches of 1: 3 steps an epoch on worker 0, 2 on worker 1, which takes
+    an empty step beside each third (without it, worker 0 would wait on it for good)."""
+    model, _ = setup
+    corpus = write_corpus(tmp_path / "five.spacy", ROWS[:5])
+    config = make_config(model, corpus, batch=1, max_epochs=2, max_steps=0, eval_frequency=2)
+    model_last = train_group(config, tmp_path / "out")
+    assert spacy.load(model_last).pipe_names == ["bert_ner"]
+
+
 def test_global_batch_size_is_divided_among_workers(setup) -> None:
     model, corpus = setup
     config = load_model_from_config(make_config(model, corpus, batch=4), auto_fill=True).config
