@@ -215,7 +215,7 @@ def _evaluate_on_rank_zero(
     evaluate = nlp.evaluate
 
     def evaluate_on_rank_zero(examples: Iterable[Any], **kwargs: Any) -> dict[str, Any]:
-        scores = [evaluate(examples, **kwargs) if rank == 0 else None]
+        scores: list[Any] = [evaluate(examples, **kwargs) if rank == 0 else None]
         dist.broadcast_object_list(scores, src=0)
         if checkpoints is not None:
             _save_checkpoint(averager, rank, checkpoints, scores[0])

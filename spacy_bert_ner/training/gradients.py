@@ -17,7 +17,7 @@ process would take on the union of the workers' batches (with `accumulate_gradie
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -56,8 +56,8 @@ class Weight:
             self.torch_param.data.copy_(value.view_as(self.torch_param))
             return
         assert self.node is not None
-        array = value.reshape(self.shape).cpu().numpy()
-        self.node.set_param(self.name, self.node.ops.asarray(array, dtype=array.dtype))
+        array = value.reshape(self.shape).cpu().numpy().astype("float32")
+        self.node.set_param(self.name, self.node.ops.asarray_f(cast(Any, array)))
 
     def gradient(self) -> torch.Tensor | None:
         if self.torch_param is not None:
@@ -77,7 +77,7 @@ class Weight:
             return
         assert self.node is not None
         array = value.reshape(self.shape).cpu().numpy().astype("float32")
-        self.node.set_grad(self.name, self.node.ops.asarray(array))
+        self.node.set_grad(self.name, self.node.ops.asarray_f(cast(Any, array)))
 
 
 def averaged_components(nlp: Language, frozen: Sequence[str]) -> list[str]:

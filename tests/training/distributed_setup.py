@@ -2,9 +2,9 @@
 group of processes (torch.distributed over gloo, without Ray) running `train_worker`."""
 
 import json
-from datetime import timedelta
 import shutil
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import spacy

@@ -22,7 +22,7 @@ from .distributed_setup import ROWS, make_config, without_dropout, write_corpus
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray = pytest.importorskip("ray.train")
+    pytest.importorskip("ray.train")
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -68,9 +68,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint(ray_session, setup, tmp_pat
     from spacy_bert_ner.training.ray_train import train_on_ray
 
     model, corpus = setup
-    config = write_config(
-        tmp_path, model, corpus, max_steps=120, eval_frequency=10, max_epochs=-1
-    )
+    config = write_config(tmp_path, model, corpus, max_steps=120, eval_frequency=10, max_epochs=-1)
     output, killed = tmp_path / "out", []
     killer = threading.Thread(
         target=kill_a_worker_after_some_checkpoints, args=(output / "ray", killed)
