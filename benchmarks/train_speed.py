@@ -101,7 +101,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=40, help="timed steps per system")
     parser.add_argument("--batch-sentences", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--workers",
+        default=None,
+        help="compare data-parallel worker counts instead, e.g. 1,2 (see train_parallel.py)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per worker count")
     args = parser.parse_args(argv)
+    if args.workers:
+        parallel_speed(args)
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(describe(), flush=True)
@@ -126,6 +135,23 @@ def main(argv: Sequence[str] | None = None) -> None:
             + [f"{ours_wps:.0f}", ratio(ours_wps, plain_wps)],
         ],
     )
+
+
+def parallel_speed(args: argparse.Namespace) -> None:
+    """`--workers 1,2`: words/s of the same global batch on 1 and on N workers."""
+    import subprocess
+
+    from .train_parallel import run
+
+    counts = [int(n) for n in args.workers.split(",")]
+    print(describe(threads="per worker: cores / workers"), flush=True)
+    print("load before:", subprocess.run(["uptime"], capture_output=True, text=True).stdout)
+    name = args.model or minilm_name()
+    rows = run(args.conll, name, counts, args.steps, args.batch_sentences, args.rounds)
+    print(f"\nencoder {name}; global batch {args.batch_sentences} sentences; {args.steps} timed")
+    print(f"steps per run; median of {args.rounds} rounds (interleaved)\n")
+    print_table(["setup", "words/s per round", "median words/s", "ratio"], rows)
+    print("\nload after:", subprocess.run(["uptime"], capture_output=True, text=True).stdout)
 
 
 if __name__ == "__main__":

@@ -331,6 +331,51 @@ def tune(
     run_search(config_path, space, output_dir, settings, parse_config_overrides(ctx.args))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., help="Training config, as for spacy train"),
+    output_path: Path = typer.Argument(..., help="Directory for model-best and model-last"),
+    workers: int = typer.Option(1, "--workers", help="Data-parallel workers (1: spacy train)"),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per worker"),
+    cpus_per_worker: float = typer.Option(
+        1.0, "--cpus-per-worker", help="CPUs (and torch threads) per worker"
+    ),
+    address: str = typer.Option(
+        None, "--address", help="Ray cluster to train on (auto, ray://...); none: a local Ray"
+    ),
+    max_failures: int = typer.Option(
+        3, "--max-failures", help="Restarts of a failed group from its last checkpoint"
+    ),
+) -> None:
+    """Train as `spacy train` does; with --workers above 1, on that many Ray Train workers
+    with gradients averaged at every step (CPU gloo or GPU NCCL). Extra
+    `--section.key value` options override the config."""
+    from spacy.cli._util import parse_config_overrides
+
+    overrides = parse_config_overrides(ctx.args)
+    if workers == 1 and not gpus_per_worker and address is None:
+        from spacy.cli.train import train as spacy_train
+
+        spacy_train(config_path, output_path, overrides=overrides)
+        return
+    from .extras import require
+
+    require("ray.train", "ray")
+    from .training.ray_train import train_on_ray
+
+    train_on_ray(
+        config_path,
+        output_path,
+        overrides,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker,
+        address=address,
+        max_failures=max_failures,
+    )
+
+
 @app.command(
     "debug-data", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
 )

@@ -23,6 +23,7 @@ EXTRA_OF = {
     "pyarrow": "ray",
     "ray.data": "ray",
     "ray.tune": "ray",
+    "ray.train": "ray",
     # `serve --engine ray` needs both: the app (serve) and Ray Serve (ray).
     "ray.serve": "ray",
     "fastapi": "serve",

@@ -38,7 +38,7 @@ from ..models.model_api import (
 from ..models.rows import split_rows
 from ..models.runtime import limit_threads_in_forked_children
 from ..models.token_classifier import get_hf_model
-from ..tags import TagScheme, tags_for_head
+from ..tags import NO_TARGET, TagScheme, tags_for_head
 from .gold import GoldChecker, gold_view, labels_in
 from .losses import log_softmax, rehearsal_kl, token_cross_entropy, tutor_columns
 from .scoring import SCORER
@@ -153,6 +153,9 @@ class BertNER(TrainablePipe):
         self._rehearsal_model: Model[list[Doc], list[Floats2d]] | None = None
         #: Words trained and seconds spent in `update`/`finish_update` (the training logger's).
         self.throughput = Throughput()
+        #: Tokens in the loss since the last `finish_update`: its gradient is a mean over
+        #: them, which data-parallel training needs to weigh each worker's (`gradients`).
+        self.loss_tokens = 0
 
     @property
     def on_bad_gold(self) -> str:
@@ -296,6 +299,7 @@ class BertNER(TrainablePipe):
     def finish_update(self, sgd: Optimizer) -> None:
         with self.throughput.measure():
             super().finish_update(sgd)
+        self.loss_tokens = 0
 
     def get_loss(
         self, examples: Iterable[Example], scores: list[Floats2d]
@@ -303,6 +307,7 @@ class BertNER(TrainablePipe):
         """Mean cross-entropy over tokens whose gold tag is known (misaligned ones are skipped)."""
         xp = self.model.ops.xp
         targets = np.concatenate([self._targets(eg) for eg in examples])
+        self.loss_tokens += int((targets != NO_TARGET).sum())
         loss, d_logits = token_cross_entropy(xp.concatenate(scores), xp.asarray(targets), xp)
         return loss, split_rows(d_logits, [len(s) for s in scores])
 

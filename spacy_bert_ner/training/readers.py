@@ -6,7 +6,7 @@ consecutive sentences of about one window's length keeps every sentence's neighb
 the window would show the model anyway) and lets a batch mix many documents.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from spacy.language import Language
@@ -56,3 +56,31 @@ def sentence_runs(doc: Doc, max_words: int) -> Iterator[tuple[int, int]]:
         end = sent.end
     if end > start:
         yield start, end
+
+
+@registry.readers("spacy_bert_ner.Shard.v1")
+def create_shard_reader(
+    corpus: Callable[[Language], Iterable[Example]], rank: int, workers: int
+) -> Callable[[Language], Iterator[Example]]:
+    """Every `workers`-th example of `corpus` from the `rank`-th on: one data-parallel
+    worker's share of the training corpus (any reader: `spacy.Corpus.v1`, `SentenceRuns.v1`).
+
+    Every worker reads the whole corpus and keeps its own examples, so every worker also
+    counts them all, and a corpus too small to give each one an example fails the same way
+    on all of them (a worker with nothing to train on would take no part in the steps).
+    """
+    if not 0 <= rank < workers:
+        raise BertNERError(f"spacy_bert_ner.Shard.v1: rank {rank} outside 0..{workers - 1}")
+
+    def read(nlp: Language) -> Iterator[Example]:
+        seen = 0
+        for seen, example in enumerate(corpus(nlp), 1):
+            if (seen - 1) % workers == rank:
+                yield example
+        if seen < workers:
+            raise BertNERError(
+                f"distributed training: the training corpus holds {seen} examples, fewer than "
+                f"the {workers} workers; use fewer workers or more data"
+            )
+
+    return read
