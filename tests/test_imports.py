@@ -18,6 +18,7 @@ LAYERS = {
     "io": 1,
     "extras": 1,
     "tags": 1,
+    "posteriors": 1,
     "text": 1,
     "models": 2,
     "conll": 2,
