@@ -18,6 +18,7 @@ grouped by length so a long document is never padded against many short ones.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -150,17 +151,20 @@ class _Lattice:
 def _step(scores: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """``log(exp(scores) @ steps)`` per row without overflow: shifted by the row's maximum.
 
-    A broadcast sum rather than a BLAS product: its additions run in one order whatever the
-    number of rows, so a doc gets the same scores bit for bit alone or in any batch.
+    `einsum` rather than a BLAS product: its additions run in one order whatever the number
+    of rows, so a doc gets the same scores bit for bit alone or in any batch.
     """
     top = scores.max(axis=-1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
+    top[~np.isfinite(top)] = 0.0
     with np.errstate(divide="ignore", under="ignore"):
-        return top + np.log((np.exp(scores - top)[:, :, None] * steps).sum(axis=1))
+        return top + np.log(np.einsum("ga,ab->gb", np.exp(scores - top), steps))
 
 
 def _logsumexp(scores: np.ndarray) -> np.ndarray:
-    return _step(scores, np.ones((scores.shape[-1], 1)))[:, 0]
+    top = scores.max(axis=-1)
+    top[~np.isfinite(top)] = 0.0
+    with np.errstate(divide="ignore", under="ignore"):
+        return top + np.log(np.exp(scores - top[:, None]).sum(axis=-1))
 
 
 def _pairs(bounds: np.ndarray) -> zip[tuple[int, int]]:
@@ -171,8 +175,8 @@ def _pad(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.array([len(part) for part in parts], dtype=np.int64)
     out = np.zeros((len(parts), int(lengths.max()), parts[0].shape[1]))
     for row, part in enumerate(parts):
-        out[row, : len(part)] = finite_scores(part)
-    return out, lengths
+        out[row, : len(part)] = part
+    return finite_scores(out), lengths
 
 
 def _groups_by_length(segments: list[tuple[int, int, int]]) -> list[list[int]]:
@@ -203,12 +207,16 @@ def _locate_spans(
     for doc, doc_spans in enumerate(spans):
         ids = seg_ids.get(doc, [])
         seg_starts = [segments[g][1] for g in ids]
+        # Decoded entities come in order, so one pass over the segments finds them all.
+        k = 0
         for index, (start, end, label) in enumerate(doc_spans):
-            k = int(np.searchsorted(seg_starts, start, side="right")) - 1
+            if k >= len(ids) or seg_starts[k] > start:
+                k = bisect_right(seg_starts, start) - 1
+            while k + 1 < len(ids) and seg_starts[k + 1] <= start:
+                k += 1
             if k < 0 or start >= end or label not in label_ids:
                 continue
-            g = ids[k]
-            _, a, b = segments[g]
+            _, a, b = segments[ids[k]]
             if end <= b:
-                located.append((g, doc, index, start - a, end - a, label_ids[label]))
+                located.append((ids[k], doc, index, start - a, end - a, label_ids[label]))
     return located
