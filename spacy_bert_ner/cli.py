@@ -374,3 +374,33 @@ def assets(
     from .project_assets import fetch_project_assets
 
     fetch_project_assets(project_dir)
+
+
+@app.command()
+def calibrate(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    dev_path: Path = typer.Argument(..., help=".spacy DocBin or CoNLL file with gold entities"),
+    output: Path = typer.Argument(..., help="Directory for the calibrated copy of the pipeline"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    """Fit each bert_ner component's temperature on dev data (NLL of the gold tags) and write
+    a copy of the pipeline with it: same entities, scores that are probabilities."""
+    from .evaluation.calibration import calibrate_pipeline
+
+    calibrate_pipeline(model, dev_path, output, gpu_id)
+
+
+@app.command()
+def reliability(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    data_path: Path = typer.Argument(..., help=".spacy DocBin or CoNLL file with gold entities"),
+    output: Path = typer.Option(None, "--output", "-o", help="JSON of the figures"),
+    plot: Path = typer.Option(None, "--plot", help="PNG reliability diagram"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    """How well entity scores match how often entities are right: ECE (10 bins), Brier score
+    and the precision/recall kept at thresholds, for the mean tag probability, the span
+    probability, and the span probability at the fitted temperature."""
+    from .evaluation.reliability import write_reliability_report
+
+    write_reliability_report(model, data_path, output=output, plot=plot, gpu_id=gpu_id)
