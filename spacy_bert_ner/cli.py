@@ -4,7 +4,8 @@ The package's own input errors (`BertNERError`) and typer's usage errors are pri
 line in one place (`OneLineErrors`), so a bad CoNLL line, a missing model or a mistyped option
 never ends in a traceback. Each command imports what it runs when it runs, so `--help` and
 the other commands never pay for Ray or matplotlib; the options' choices are the enums of the
-modules that use them (`ConllScheme`, `Engine`, `TuneEngine`), none of which imports either.
+modules that use them (`ConllScheme`, `Engine`, `TuneEngine`, `Strategy`, `TaskFormat`), none
+of which imports either.
 """
 
 import sys
@@ -20,6 +21,7 @@ from .annotate.command import Engine
 from .conll import ConllScheme
 from .errors import BertNERError
 from .experiments.tune import TuneEngine
+from .labelling.formats import Strategy, TaskFormat
 
 # typer 0.2x vendors its own click: take click's exceptions from where typer's live.
 _click_exceptions = sys.modules[typer.BadParameter.__module__]
@@ -383,8 +385,8 @@ def calibrate(
     output: Path = typer.Argument(..., help="Directory for the calibrated copy of the pipeline"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
 ) -> None:
-    """Fit each bert_ner component's temperature on dev data (NLL of the gold tags) and write
-    a copy of the pipeline with it: same entities, scores that are probabilities."""
+    """Fit each bert_ner's temperature on dev data (NLL of the gold tags) and write a copy of
+    the pipeline with it: the same entities, with scores that are probabilities."""
     from .evaluation.calibration import calibrate_pipeline
 
     calibrate_pipeline(model, dev_path, output, gpu_id)
@@ -398,9 +400,39 @@ def reliability(
     plot: Path = typer.Option(None, "--plot", help="PNG reliability diagram"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
 ) -> None:
-    """How well entity scores match how often entities are right: ECE (10 bins), Brier score
-    and the precision/recall kept at thresholds, for the mean tag probability, the span
-    probability, and the span probability at the fitted temperature."""
+    """Whether entity scores are probabilities: ECE (10 bins), Brier score, precision/recall
+    kept at thresholds, for the mean tag probability and the span probability."""
     from .evaluation.reliability import write_reliability_report
 
     write_reliability_report(model, data_path, output=output, plot=plot, gpu_id=gpu_id)
+
+
+@app.command()
+def select(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    input_path: Path = typer.Argument(..., help="JSONL (or .parquet) records, or a .spacy DocBin"),
+    output: Path = typer.Argument(..., help="Tasks: Label Studio JSON or Prodigy JSONL"),
+    n: int = typer.Option(200, "--n", "-n", help="Documents to choose"),
+    strategy: Strategy = typer.Option(Strategy.uncertainty, "--strategy", help="Which ones"),
+    task_format: TaskFormat = typer.Option(TaskFormat.label_studio, "--format"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random strategy"),
+    text_field: str = typer.Option("text", "--text-field", help="Field holding the text"),
+) -> None:
+    """Choose the documents people should label next (most expected entity errors, or at
+    random) and write them as tasks with the model's entities pre-annotated."""
+    from .labelling.select import select_documents
+
+    select_documents(model, input_path, output, n=n, strategy=strategy,
+                     task_format=task_format, seed=seed, text_field=text_field)  # fmt: skip
+
+
+@app.command("import-annotations")
+def import_annotations(
+    export: Path = typer.Argument(..., help="Label Studio JSON export or Prodigy-style JSONL"),
+    output: Path = typer.Argument(..., help=".spacy DocBin of the annotated documents"),
+    lang: str = typer.Option("en", "--lang", help="Language whose tokenizer reads the texts"),
+) -> None:
+    """Read annotated tasks into a .spacy corpus, naming each task left out and why."""
+    from .labelling.importer import import_annotations as read_annotations
+
+    read_annotations(export, output, lang)
