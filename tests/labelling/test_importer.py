@@ -13,8 +13,8 @@ TEXT = "Angela Merkel visited Paris ."
 
 
 def region(start, end, label):
-    return {"type": "labels", "from_name": "label", "to_name": "text",
-            "value": {"start": start, "end": end, "text": TEXT[start:end], "labels": [label]}}  # fmt: skip
+    value = {"start": start, "end": end, "text": TEXT[start:end], "labels": [label]}
+    return {"type": "labels", "from_name": "label", "to_name": "text", "value": value}
 
 
 def task(task_id, results, cancelled=False):
