@@ -71,8 +71,10 @@ def posteriors(
     for group, located in zip(groups, by_group, strict=True):
         emissions, lengths = _pad([log_probs[d][a:b] for d, a, b in (segments[g] for g in group)])
         alpha, beta, log_z = lattice.forward_backward(emissions, lengths)
+        inside = np.arange(emissions.shape[1])[None, :] < lengths[:, None]  # not padding
+        log_out = alpha[..., scheme.outside] + beta[..., scheme.outside] - log_z[:, None]
         with np.errstate(under="ignore"):
-            out = np.exp(alpha[..., scheme.outside] + beta[..., scheme.outside] - log_z[:, None])
+            out = np.exp(np.where(inside, log_out, -np.inf))
         for row, g in enumerate(group):
             doc, a, b = segments[g]
             outside[doc][a:b] = np.minimum(out[row, : b - a], 1.0)

@@ -93,3 +93,15 @@ def test_confident_long_doc_stays_finite():
     (result,) = posteriors(scheme, [log_probs], [[(10, 11, "PER")]])
     assert result.span_probs[0] == pytest.approx(1.0)
     assert np.isfinite(result.outside_probs).all()
+
+
+def test_padding_beside_a_long_sentence_raises_no_warning():
+    """A short sentence padded to a long one's width: nothing overflows in the padding."""
+    import warnings
+
+    scheme = TagScheme.from_labels(["PER"])
+    docs = [np.log(np.full((n, 3), 1 / 3)) for n in (2, 600)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        short, long_ = posteriors(scheme, docs, [[(0, 1, "PER")], [(5, 6, "PER")]])
+    assert np.isfinite(short.outside_probs).all() and np.isfinite(long_.outside_probs).all()
