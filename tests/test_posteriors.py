@@ -100,7 +100,7 @@ def test_padding_beside_a_long_sentence_raises_no_warning():
     import warnings
 
     scheme = TagScheme.from_labels(["PER"])
-    docs = [np.log(np.full((n, 3), 1 / 3)) for n in (2, 600)]
+    docs = [np.log(np.full((n, 3), 1 / 3)) for n in (2, 1200)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         short, long_ = posteriors(scheme, docs, [[(0, 1, "PER")], [(5, 6, "PER")]])
