@@ -99,7 +99,8 @@ def read_label_studio_task(task: Any, index: int) -> Annotated:
     if not isinstance(task, dict):
         return Annotated(f"task #{index}", "", [], "not a JSON object")
     name = f"task {task.get('id', f'#{index}')}"
-    text = (task.get("data") or {}).get(TEXT_KEY)
+    data = task.get("data")
+    text = data.get(TEXT_KEY) if isinstance(data, dict) else None
     if not isinstance(text, str):
         return Annotated(name, "", [], f"data.{TEXT_KEY} is missing or not a string")
     annotations = task.get("annotations") or []
@@ -112,7 +113,12 @@ def read_label_studio_task(task: Any, index: int) -> Annotated:
     for region in kept[-1].get("result") or []:
         value = region.get("value") if isinstance(region, dict) else None
         labels = value.get("labels") if isinstance(value, dict) else None
-        if region.get("type") != "labels" or not labels or len(labels) != 1:
+        if (
+            not isinstance(labels, list)
+            or len(labels) != 1
+            or not isinstance(labels[0], str)
+            or region.get("type") != "labels"
+        ):
             return Annotated(name, text, [], f"a result that is not one NER label: {region}")
         spans.append((value.get("start"), value.get("end"), labels[0]))  # type: ignore[union-attr]
     return Annotated(name, text, spans)

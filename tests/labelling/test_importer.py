@@ -36,6 +36,8 @@ def test_label_studio_export(tmp_path):
         task(2, [region(0, 13, "PER"), region(22, 26, "LOC")]),  # "Pari": misaligned
         task(3, [region(0, 13, "PER")], cancelled=True),
         task(4, []),  # the annotator marked nothing: kept, with no entity
+        task(7, [region(0, 13, "PER"), "not a region"]),
+        {"id": 8, "data": "not an object"},
         {"id": 5, "data": {"text": TEXT}, "annotations": []},
         {"id": 6, "data": {"text": TEXT},
          "annotations": [{"was_cancelled": True, "result": []},
@@ -50,10 +52,12 @@ def test_label_studio_export(tmp_path):
         [],
         [("Paris", "LOC")],
     ]
-    assert len(left_out) == 3
+    assert len(left_out) == 5
     assert "task 2" in left_out[0] and "'Pari'" in left_out[0] and "token" in left_out[0]
     assert "task 3" in left_out[1] and "cancelled" in left_out[1]
-    assert "task 5" in left_out[2] and "not annotated" in left_out[2]
+    assert "task 7" in left_out[2] and "not one NER label" in left_out[2]
+    assert "task 8" in left_out[3] and "data.text" in left_out[3]
+    assert "task 5" in left_out[4] and "not annotated" in left_out[4]
     doc = next(DocBin().from_disk(tmp_path / "out.spacy").get_docs(spacy.blank("en").vocab))
     assert all(token.ent_iob_ in ("B", "I", "O") for token in doc)  # no token left unknown
 
