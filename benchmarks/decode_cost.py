@@ -14,13 +14,15 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import spacy
 from spacy.tokens import Doc, Span
 
+from spacy_bert_ner.pipeline.bert_ner import BertNER
+from spacy_bert_ner.pipeline.loading import single_bert_ner_pipe
 from spacy_bert_ner.pipeline.losses import log_softmax
 
 from .inputs import bert_ner_pipeline, conll_file, read_sentences
@@ -28,8 +30,10 @@ from .machine import describe
 from .measure import median_seconds
 from .tables import print_table, ratio
 
+Decoding = Callable[[BertNER, list[Doc], list], float]
 
-def mean_score_decoding(pipe, docs: list[Doc], scores: list) -> float:
+
+def mean_score_decoding(pipe: BertNER, docs: list[Doc], scores: list) -> float:
     """The decoding before span posteriors, step for step: per doc, Viterbi, then the mean
     probability of each entity's tags, and its `Span`."""
     start = time.perf_counter()
@@ -42,7 +46,7 @@ def mean_score_decoding(pipe, docs: list[Doc], scores: list) -> float:
     return time.perf_counter() - start
 
 
-def posterior_decoding(pipe, docs: list[Doc], scores: list) -> float:
+def posterior_decoding(pipe: BertNER, docs: list[Doc], scores: list) -> float:
     start = time.perf_counter()
     pipe.decode(docs, scores)
     return time.perf_counter() - start
@@ -65,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pipeline, _, kind = bert_ner_pipeline(args.model, Path(tmp))
         nlp = spacy.load(pipeline)
-    (pipe,) = [p for _, p in nlp.pipeline if p.__class__.__name__ == "BertNER"]
+    _, pipe = single_bert_ner_pipe(nlp, pipeline)
     docs = [Doc(nlp.vocab, words=words) for words in sents.words]
     batches = [docs[i : i + args.batch] for i in range(0, len(docs), args.batch)]
     scores: list[list] = []
@@ -79,13 +83,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows = []
     for name, decoding in (("mean tag probability", mean_score_decoding),
                            ("span posterior", posterior_decoding)):  # fmt: skip
-        seconds = median_seconds(
-            lambda decoding=decoding: sum(
-                decoding(pipe, batch, batch_scores)
-                for batch, batch_scores in zip(batches, scores, strict=True)
-            ),
-            args.runs,
-        )
+
+        def decode_all(decoding: Decoding = decoding) -> float:
+            pairs = zip(batches, scores, strict=True)
+            return sum(decoding(pipe, batch, batch_scores) for batch, batch_scores in pairs)
+
+        seconds = median_seconds(decode_all, args.runs)
         rows.append((name, seconds, sents.n_words / (forward_s + seconds)))
     base = rows[0][2]
     print(f"{len(docs)} sentences, {sents.n_words} words, model: {kind}; forward {forward_s:.2f} s")
