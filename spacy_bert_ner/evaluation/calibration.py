@@ -54,9 +54,14 @@ def predict_logits(pipe: BertNER, docs: Sequence[Doc]) -> list[np.ndarray]:
 
 
 def gold_targets(pipe: BertNER, gold_docs: Sequence[Doc]) -> list[np.ndarray]:
-    """Per doc, the tag id of each gold token in `pipe`'s scheme (`NO_TARGET` where unknown)."""
+    """Per doc, the tag id of each gold token in `pipe`'s scheme.
+
+    Gold data is read as complete, as `evaluate` reads it: a token outside every gold entity
+    is O whether or not its doc marks it so (a converted CoNLL doc leaves it unmarked).
+    Entities of a type the component does not predict become `NO_TARGET`.
+    """
     scheme = pipe.tag_scheme
-    return [scheme.tag_ids_from_biluo(doc_to_biluo_tags(doc, missing="-")) for doc in gold_docs]
+    return [scheme.tag_ids_from_biluo(doc_to_biluo_tags(doc, missing="O")) for doc in gold_docs]
 
 
 def token_nll(logits: np.ndarray, targets: np.ndarray, temperature: float) -> float:

@@ -10,7 +10,8 @@ from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 from spacy_bert_ner.cli import app
-from spacy_bert_ner.evaluation.calibration import fit_temperature, token_nll
+from spacy_bert_ner.conll import load_gold_docs
+from spacy_bert_ner.evaluation.calibration import fit_temperature, gold_targets, token_nll
 from spacy_bert_ner.evaluation.reliability import reliability
 from spacy_bert_ner.tags import NO_TARGET
 
@@ -91,3 +92,16 @@ def test_reliability_command_writes_json_and_diagram(trained_tiny, gold, tmp_pat
     assert len(report["scores"]) == (3 if calibrated else 2) and report["gold_entities"] == 16
     assert all(0.0 <= r["ece"] <= 1.0 for r in report["scores"].values())
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gold_targets_read_unmarked_tokens_of_converted_conll_as_outside(trained_tiny, tmp_path):
+    """A converted CoNLL doc leaves the tokens outside its entities unmarked: they are O, not
+    unknown, or the fit would see entity tokens alone."""
+    path = tmp_path / "gold.conll"
+    path.write_text("-DOCSTART- -X- -X- O\n\nAngela NNP B-NP I-PER\nMerkel NNP I-NP I-PER\n"
+                    "met VBD B-VP O\nhim PRP B-NP O\n. . O O\n")  # fmt: skip
+    nlp = spacy.load(trained_tiny)
+    pipe = nlp.get_pipe("bert_ner")
+    (targets,) = gold_targets(pipe, load_gold_docs(path, nlp.vocab))
+    tags = pipe.tag_scheme.tags
+    assert [tags[t] for t in targets] == ["B-PER", "I-PER", "O", "O", "O"]
