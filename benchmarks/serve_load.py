@@ -229,10 +229,10 @@ def print_results(
     print()
     rows = []
     for level in levels:
-        rate = level.words_per_second(words_per_request)
+        words_per_s = level.words_per_second(words_per_request)
         rows.append(
             [level.system, level.clients, f"{level.median('ok') / level.median('seconds'):.0f}"]
-            + [f"{rate:.0f}", ratio(rate, ceiling), f"{level.median('p50_ms'):.1f}"]
+            + [f"{words_per_s:.0f}", ratio(words_per_s, ceiling), f"{level.median('p50_ms'):.1f}"]
             + [f"{level.median('p99_ms'):.1f}", level.problems(), f"{level.peak_rss_mib:.0f}"]
         )
     rows.append(["offline nlp.pipe", None, None, f"{ceiling:.0f}", "1.00", None, None, None, None])

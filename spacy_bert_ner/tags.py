@@ -191,6 +191,11 @@ class TagScheme:
             tags.extend(f"{prefix}-{label}" for prefix in _PREFIXES[name])
         return cls(name, tuple(tags))
 
+    @property
+    def tag_types(self) -> np.ndarray:
+        """Per tag, the index of its entity type in `labels`; -1 for ``O``."""
+        return self._type_ids
+
     def is_valid(self, tag_ids: np.ndarray) -> bool:
         """Whether a tag-id sequence is well-formed under this scheme (empty counts as valid)."""
         ids = np.asarray(tag_ids)
@@ -231,10 +236,7 @@ class TagScheme:
         return best if self.is_valid(best) else self._viterbi(scores)
 
     def _viterbi(self, scores: np.ndarray) -> np.ndarray:
-        emissions = np.nan_to_num(
-            scores.astype(np.float64), nan=_FLOOR, neginf=_FLOOR, posinf=-_FLOOR
-        )
-        emissions = np.clip(emissions, _FLOOR, -_FLOOR)
+        emissions = finite_scores(scores)
         n, size = emissions.shape
         columns = np.arange(size)
         back = np.zeros((n, size), dtype=np.int64)
@@ -253,6 +255,21 @@ class TagScheme:
             current = rows[t][current]
             path[t - 1] = current
         return path
+
+    def entity_steps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Allowed ``(T, T)`` transitions split the way `entities` reads them: those that
+        begin an entity at their second tag, and those that continue the first tag's entity.
+
+        The forward-backward pass (`posteriors`) follows a span through them, so the spans
+        whose probability it computes are exactly the ones `entities` would read.
+        """
+        inside = self._type_ids >= 0
+        begins = inside[None, :] & (
+            self._begins[None, :]
+            | self._closes[:, None]
+            | (self._type_ids[:, None] != self._type_ids[None, :])
+        )
+        return self.allowed & begins, self.allowed & inside[None, :] & ~begins
 
     def entities(
         self,
@@ -361,6 +378,19 @@ def tags_for_head(
     ):
         return None
     return TagScheme.from_labels(labels, wanted).tags
+
+
+def finite_scores(scores: np.ndarray) -> np.ndarray:
+    """Per-token scores as float64 clamped to `_FLOOR`, so sums along any path stay finite."""
+    emissions = np.nan_to_num(
+        np.asarray(scores, dtype=np.float64), nan=_FLOOR, neginf=_FLOOR, posinf=-_FLOOR
+    )
+    return np.clip(emissions, _FLOOR, -_FLOOR)
+
+
+def segment_bounds(segment_starts: np.ndarray | None, n: int) -> np.ndarray:
+    """``[0, cut, ..., n]``: where each segment (sentence) of an ``n``-token doc starts and ends."""
+    return np.concatenate(([0], _cuts(segment_starts, n), [n])).astype(np.int64)
 
 
 def _cuts(segment_starts: np.ndarray | None, n: int) -> np.ndarray:

@@ -43,7 +43,7 @@ from .gold import GoldChecker, gold_view, labels_in
 from .losses import log_softmax, rehearsal_kl, token_cross_entropy, tutor_columns
 from .scoring import SCORER
 from .serialization import bytes_to_directory, directory_to_bytes, read_cfg, write_cfg
-from .spans import decode_entities, install_extensions, write_entities
+from .spans import DecodedDoc, decode_entities, install_extensions, write_entities
 from .throughput import Throughput
 
 #: How far under the "O" logit `add_label` starts a new tag (see `models.head.head_rows`).
@@ -146,6 +146,9 @@ class BertNER(TrainablePipe):
             "spans_key": spans_key,
             "overwrite_ents": overwrite_ents,
             "threshold": _checked_threshold(threshold),
+            # Fitted, not configured: `calibrate` sets it on dev data and it is saved with
+            # the model; 1 leaves the model's own distributions as they are.
+            "temperature": 1.0,
         }
         self._tag_scheme: TagScheme | None = None
         # A frozen copy of the model that `rehearse` pulls toward; `nlp.resume_training()`
@@ -261,14 +264,26 @@ class BertNER(TrainablePipe):
             return self.model.predict(docs)
 
     def set_annotations(self, docs: Iterable[Doc], scores: list[Floats2d]) -> None:
-        for doc, doc_scores in zip(docs, scores, strict=True):
-            log_probs = log_softmax(self.model.ops.to_numpy(doc_scores), np)
+        docs = list(docs)
+        threshold = self.cfg["threshold"]
+        for doc, decoded in zip(docs, self.decode(docs, scores), strict=True):
             write_entities(
                 doc,
-                decode_entities(doc, log_probs, self.tag_scheme, self.cfg["threshold"]),
+                [(span, p) for span, p in decoded.entities if p >= threshold],
                 spans_key=self.cfg["spans_key"],
                 overwrite=self.cfg["overwrite_ents"],
             )
+
+    def decode(self, docs: list[Doc], scores: list[Floats2d]) -> list[DecodedDoc]:
+        """Entities with their probabilities from `predict`'s logits, scaled by the fitted
+        `temperature` (1 unless `calibrate` set one). Dividing logits by one constant leaves
+        every token's ranking of paths, hence the decoded entities, as they were."""
+        temperature = self.cfg["temperature"]
+        log_probs = [
+            log_softmax(self.model.ops.to_numpy(doc_scores) / temperature, np)
+            for doc_scores in scores
+        ]
+        return decode_entities(docs, log_probs, self.tag_scheme)
 
     # -- training --------------------------------------------------------------------------
 

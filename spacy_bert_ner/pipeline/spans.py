@@ -1,17 +1,20 @@
 """Tag log-probabilities to entities, and where they go: `doc.ents` or a `doc.spans` group.
 
 The last steps of the data path. Entity confidences are kept where spaCy users look for them:
-the `Span` extension `span._.bert_ner_score` (the mean probability of the tags decoded for
-the entity's tokens; None for entities this component did not predict), and, for a span
+the `Span` extension `span._.bert_ner_score` (the probability, under the model's tag
+distributions and the decoding lattice, that exactly this span carries exactly this label;
+see `posteriors`; None for entities this component did not predict), and, for a span
 group, also `SpanGroup.attrs["scores"]`, one score per span as spaCy's `spancat` keeps them.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
 from spacy.tokens import Doc, Span, SpanGroup
 
+from ..posteriors import posteriors
 from ..tags import TagScheme
 
 SCORE_EXTENSION = "bert_ner_score"
@@ -45,19 +48,39 @@ def _user_data(doc: Doc) -> dict[Any, Any]:
     return cast(dict[Any, Any], doc.user_data)
 
 
+@dataclass(frozen=True)
+class DecodedDoc:
+    """A doc's decoded entities with their probabilities, and per token P(outside any)."""
+
+    entities: list[tuple[Span, float]]
+    outside_probs: np.ndarray
+
+
 def decode_entities(
-    doc: Doc, log_probs: np.ndarray, scheme: TagScheme, threshold: float = 0.0
-) -> list[tuple[Span, float]]:
-    """The well-formed entities of one doc from its tokens' tag log-probabilities, each with
-    its score, leaving out those scored under `threshold`. Windows cross sentences for
-    context, but entities stay inside one."""
-    sent_starts = doc.to_array("SENT_START") == 1 if doc.has_annotation("SENT_START") else None
-    tag_ids = scheme.decode(log_probs, sent_starts)
-    entities = scheme.entities(tag_ids, np.exp(log_probs), sent_starts)
+    docs: Sequence[Doc], log_probs: Sequence[np.ndarray], scheme: TagScheme
+) -> list[DecodedDoc]:
+    """The well-formed entities of each doc from its tokens' tag log-probabilities, each
+    scored with its posterior probability (`posteriors`), computed for the batch at once.
+    Windows cross sentences for context, but entities stay inside one."""
+    sent_starts = [
+        doc.to_array("SENT_START") == 1 if doc.has_annotation("SENT_START") else None
+        for doc in docs
+    ]
+    found = [
+        [(start, end, label) for start, end, label, _ in scheme.entities(
+            scheme.decode(doc_log_probs, starts), segment_starts=starts)]
+        for doc_log_probs, starts in zip(log_probs, sent_starts, strict=True)
+    ]  # fmt: skip
+    figures = posteriors(scheme, log_probs, found, sent_starts)
     return [
-        (Span(doc, start, end, label=label), score)
-        for start, end, label, score in entities
-        if score >= threshold
+        DecodedDoc(
+            [
+                (Span(doc, start, end, label=label), float(prob))
+                for (start, end, label), prob in zip(spans, doc_figures.span_probs, strict=True)
+            ],
+            doc_figures.outside_probs,
+        )
+        for doc, spans, doc_figures in zip(docs, found, figures, strict=True)
     ]
 
 

@@ -158,7 +158,9 @@ def test_local_writes_every_good_record_in_order_and_every_bad_one_to_errors(
             assert ent.keys() == {"start_char", "end_char", "label", "text", "score"}
             assert row["text"][ent["start_char"] : ent["end_char"]] == ent["text"]
             assert ent["label"] in {"PER", "LOC", "ORG", "MISC"}
-            assert 0 < ent["score"] <= 1 and round(ent["score"], 4) == ent["score"]
+            # A span probability: the random tiny model's 14-token entity has about 0.2**14,
+            # which rounds to 0.
+            assert 0 <= ent["score"] <= 1 and round(ent["score"], 4) == ent["score"]
 
 
 def test_a_failing_batch_costs_only_its_failing_record(fragile_pipeline, tmp_path) -> None:

@@ -3,9 +3,11 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import spacy
 
+from spacy_bert_ner.pipeline.losses import log_softmax
 from spacy_bert_ner.pipeline.serialization import VERSION_KEY
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "saved_v0_1_0"
@@ -15,16 +17,22 @@ TEXT = "Angela Merkel met Macron in Paris."
 def test_a_pipeline_saved_by_0_1_0_predicts_the_same_entities_and_scores():
     """The tiny pipeline in tests/fixtures was trained and saved (case embeddings on) by
     spacy-bert-ner 0.1.0 before the package's re-layout; expected.json holds what it
-    predicted then."""
+    predicted then. Its scores were the mean probability of each entity's tags, which the
+    logits must still give; the entities' scores are now their posterior probabilities."""
     expected = json.loads((FIXTURE / "expected.json").read_text())
     nlp = spacy.load(FIXTURE / "pipeline")
+    pipe = nlp.get_pipe("bert_ner")
+    assert pipe.cfg["temperature"] == 1.0  # saved before calibration existed
     docs = list(nlp.pipe([case["text"] for case in expected]))
     assert sum(len(case["ents"]) for case in expected) > 5  # the fixture predicts something
     for doc, case in zip(docs, expected, strict=True):
         got = [[e.start_char, e.end_char, e.label_] for e in doc.ents]
         assert got == [ent[:3] for ent in case["ents"]], doc.text
-        scores = [e._.bert_ner_score for e in doc.ents]
-        assert scores == pytest.approx([ent[3] for ent in case["ents"]], abs=1e-5)
+        log_probs = log_softmax(pipe.predict([nlp.make_doc(doc.text)])[0], np)
+        scheme = pipe.tag_scheme
+        means = [m for *_, m in scheme.entities(scheme.decode(log_probs), np.exp(log_probs))]
+        assert means == pytest.approx([ent[3] for ent in case["ents"]], abs=1e-5)
+        assert all(0.0 < e._.bert_ner_score <= 1.0 for e in doc.ents)
 
 
 @pytest.fixture(scope="module")

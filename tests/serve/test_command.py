@@ -7,7 +7,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from spacy_bert_ner.cli import SERVE, app
+from spacy_bert_ner.cli import app
+from spacy_bert_ner.cli.inference import SERVE
 from spacy_bert_ner.serve.settings import ServiceSettings
 
 

@@ -1,0 +1,142 @@
+"""Commands that fit weights: `train` (one process, or data-parallel on Ray Train), `tune`,
+`continual`, and `calibrate` (one temperature per bert_ner)."""
+
+from pathlib import Path
+
+import typer
+
+from ..experiments.tune import TuneEngine
+from .app import app
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., help="Training config, as for spacy train"),
+    output_path: Path = typer.Argument(..., help="Directory for model-best and model-last"),
+    workers: int = typer.Option(1, "--workers", help="Data-parallel workers (1: spacy train)"),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per worker"),
+    cpus_per_worker: float = typer.Option(
+        1.0, "--cpus-per-worker", help="CPUs (and torch threads) per worker"
+    ),
+    address: str = typer.Option(
+        None, "--address", help="Ray cluster to train on (auto, ray://...); none: a local Ray"
+    ),
+    max_failures: int = typer.Option(
+        3, "--max-failures", help="Restarts of a failed group from its last checkpoint"
+    ),
+) -> None:
+    """Train as `spacy train` does; with --workers above 1, on that many Ray Train workers
+    with gradients averaged at every step (CPU gloo or GPU NCCL). Extra
+    `--section.key value` options override the config."""
+    from spacy.cli._util import parse_config_overrides
+
+    overrides = parse_config_overrides(ctx.args)
+    if workers == 1 and not gpus_per_worker and address is None:
+        from spacy.cli.train import train as spacy_train
+
+        spacy_train(config_path, output_path, overrides=overrides)
+        return
+    from ..extras import require
+
+    require("ray.train", "ray")
+    from ..training.ray_train import train_on_ray
+
+    train_on_ray(
+        config_path,
+        output_path,
+        overrides,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker,
+        address=address,
+        max_failures=max_failures,
+    )
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def tune(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., help="Training config to search around"),
+    space: Path = typer.Option(
+        Path("configs/search_space.yml"), "--space", help="YAML of dotted config keys and ranges"
+    ),
+    output_dir: Path = typer.Option(
+        Path("training/tune"), "--output", "-o", help="Study, trials table, best.cfg, plot"
+    ),
+    trials: int = typer.Option(20, "--trials", "-n", help="Trials in all (a rerun resumes)"),
+    engine: TuneEngine = typer.Option(
+        TuneEngine.optuna, "--engine", help="optuna (SQLite study) or ray (Ray Tune)"
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampler"),
+    prune: bool = typer.Option(True, "--prune/--no-prune", help="Stop trials whose dev scores lag"),
+    study_name: str = typer.Option("bert_ner", "--study-name", help="Name of the study"),
+    workers: int = typer.Option(1, "--workers", help="Ray Tune: trials at once"),
+    cpus_per_trial: float = typer.Option(
+        1.0, "--cpus-per-trial", help="Ray Tune: CPUs a trial takes"
+    ),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    """Search hyperparameters: each trial trains CONFIG with the space's keys overridden and
+    is scored by its best dev evaluation. Extra `--section.key value` options (as for
+    `spacy train`: paths, max_steps) apply to every trial."""
+    from spacy.cli._util import parse_config_overrides
+
+    from ..experiments.tune import TuneSettings
+    from ..experiments.tune import tune as run_search
+
+    settings = TuneSettings(
+        trials=trials,
+        engine=engine,
+        seed=seed,
+        prune=prune,
+        study_name=study_name,
+        gpu_id=gpu_id,
+        workers=workers,
+        cpus_per_trial=cpus_per_trial,
+    )
+    run_search(config_path, space, output_dir, settings, parse_config_overrides(ctx.args))
+
+
+@app.command()
+def continual(
+    base_model: Path = typer.Argument(..., help="Trained pipeline without the new type"),
+    new_train: Path = typer.Argument(..., help=".spacy docs annotated with the new type only"),
+    rehearsal_corpus: Path = typer.Argument(..., help=".spacy docs whose texts to rehearse on"),
+    test: Path = typer.Argument(..., help="Gold test docs (.spacy or CoNLL), all types"),
+    output: Path = typer.Option(None, "--output", "-o", help="Metrics JSON to write"),
+    plot: Path = typer.Option(None, "--plot", help="PNG of the F1 scores per model"),
+    new_type: str = typer.Option("MISC", "--new-type", help="Entity type to teach"),
+    epochs: int = typer.Option(3, "--epochs", help="Passes over the new set"),
+    words_per_batch: int = typer.Option(464, "--words-per-batch", help="Words per update"),
+    learn_rate: float = typer.Option(5e-5, "--learn-rate", help="Peak learning rate"),
+    seed: int = typer.Option(0, "--seed", help="Seed of batching and dropout"),
+) -> None:
+    """Teach a trained pipeline a new type three ways (naive, rehearsal, rehearsal with
+    pseudo-labels) and score what each keeps and learns on the test set."""
+    from ..experiments.continual import ContinualSettings, run_continual_experiment
+
+    settings = ContinualSettings(
+        new_type=new_type,
+        epochs=epochs,
+        words_per_batch=words_per_batch,
+        learn_rate=learn_rate,
+        seed=seed,
+    )
+    run_continual_experiment(
+        base_model, new_train, rehearsal_corpus, test, settings, output=output, plot=plot
+    )
+
+
+@app.command()
+def calibrate(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    dev_path: Path = typer.Argument(..., help=".spacy DocBin or CoNLL file with gold entities"),
+    output: Path = typer.Argument(..., help="Directory for the calibrated copy of the pipeline"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    """Fit each bert_ner's temperature on dev data (NLL of the gold tags) and write a copy of
+    the pipeline with it: the same entities, with scores that are probabilities."""
+    from ..evaluation.calibration import calibrate_pipeline
+
+    calibrate_pipeline(model, dev_path, output, gpu_id)

@@ -1,0 +1,107 @@
+"""Temperature scaling: the fit finds the NLL minimum, the calibrated copy keeps its entities
+and saves its temperature, and the reliability figures are the textbook ones."""
+
+import json
+
+import numpy as np
+import pytest
+import spacy
+from spacy.tokens import DocBin
+from typer.testing import CliRunner
+
+from spacy_bert_ner.cli import app
+from spacy_bert_ner.conll import load_gold_docs
+from spacy_bert_ner.evaluation.calibration import fit_temperature, gold_targets, token_nll
+from spacy_bert_ner.evaluation.reliability import reliability
+from spacy_bert_ner.tags import NO_TARGET
+
+from ..conftest import tiny_examples
+
+TEXTS = ["Angela Merkel met Emmanuel Macron in Paris .", "EU officials in Brussels agreed ."]
+
+
+@pytest.fixture(scope="module")
+def gold(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gold") / "gold.spacy"
+    DocBin(docs=[eg.reference for eg in tiny_examples(spacy.blank("en"))] * 2).to_disk(path)
+    return path
+
+
+def test_fit_recovers_the_temperature_that_generated_the_tags():
+    """Tags drawn from softmax(z / 3) are best explained by T = 3."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=4.0, size=(20000, 5))
+    probs = np.exp(logits / 3.0)
+    probs /= probs.sum(axis=1, keepdims=True)
+    targets = np.array([rng.choice(5, p=row) for row in probs])
+    targets[:100] = NO_TARGET  # unknown gold is left out, not read as a tag
+    fitted = fit_temperature(logits, targets)
+    assert fitted == pytest.approx(3.0, rel=0.05)
+    known = targets != NO_TARGET
+    best = token_nll(logits[known], targets[known], fitted)
+    assert best < token_nll(logits[known], targets[known], 1.0)
+    assert best <= token_nll(logits[known], targets[known], fitted * 1.05)
+    assert best <= token_nll(logits[known], targets[known], fitted / 1.05)
+
+
+def test_calibrated_copy_keeps_entities_and_saves_its_temperature(trained_tiny, gold, tmp_path):
+    out = tmp_path / "calibrated"
+    result = CliRunner().invoke(app, ["calibrate", str(trained_tiny), str(gold), str(out)])
+    assert result.exit_code == 0, result.output
+    before, after = spacy.load(trained_tiny), spacy.load(out)
+    temperature = after.get_pipe("bert_ner").cfg["temperature"]
+    assert temperature != 1.0 and before.get_pipe("bert_ner").cfg["temperature"] == 1.0
+    saved = json.loads((out / "bert_ner" / "cfg").read_text())["temperature"]
+    assert saved == pytest.approx(temperature, rel=1e-9)
+    for old, new in zip(before.pipe(TEXTS), after.pipe(TEXTS), strict=True):
+        assert [(e.start, e.end, e.label_) for e in old.ents] == [
+            (e.start, e.end, e.label_) for e in new.ents
+        ]
+        moved = [
+            a._.bert_ner_score != b._.bert_ner_score
+            for a, b in zip(old.ents, new.ents, strict=True)
+        ]
+        assert not old.ents or any(moved)
+
+
+def test_reliability_figures_by_hand():
+    scores = np.array([0.95, 0.95, 0.15, 0.55])
+    correct = np.array([True, False, False, True])
+    r = reliability(scores, correct, n_gold=4)
+    # bins: 0.9-1.0 holds 2 (mean 0.95, accuracy 0.5), 0.1-0.2 one (0.15, 0), 0.5-0.6 one (0.55, 1)
+    assert r["ece"] == pytest.approx(0.5 * 0.45 + 0.25 * 0.15 + 0.25 * 0.45)
+    assert r["brier"] == pytest.approx((0.05**2 + 0.95**2 + 0.15**2 + 0.45**2) / 4)
+    kept = {row["threshold"]: row for row in r["kept"]}
+    assert (kept[0.5]["precision"], kept[0.5]["recall"]) == (pytest.approx(2 / 3), 0.5)
+    assert kept[0.95]["entities"] == 2
+
+
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_reliability_command_writes_json_and_diagram(trained_tiny, gold, tmp_path, calibrated):
+    model = trained_tiny
+    if calibrated:
+        model = tmp_path / "calibrated"
+        CliRunner().invoke(app, ["calibrate", str(trained_tiny), str(gold), str(model)])
+    result = CliRunner().invoke(
+        app,
+        ["reliability", str(model), str(gold),
+         "--output", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert len(report["scores"]) == (3 if calibrated else 2) and report["gold_entities"] == 16
+    assert all(0.0 <= r["ece"] <= 1.0 for r in report["scores"].values())
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gold_targets_read_unmarked_tokens_of_converted_conll_as_outside(trained_tiny, tmp_path):
+    """A converted CoNLL doc leaves the tokens outside its entities unmarked: they are O, not
+    unknown, or the fit would see entity tokens alone."""
+    path = tmp_path / "gold.conll"
+    path.write_text("-DOCSTART- -X- -X- O\n\nAngela NNP B-NP I-PER\nMerkel NNP I-NP I-PER\n"
+                    "met VBD B-VP O\nhim PRP B-NP O\n. . O O\n")  # fmt: skip
+    nlp = spacy.load(trained_tiny)
+    pipe = nlp.get_pipe("bert_ner")
+    (targets,) = gold_targets(pipe, load_gold_docs(path, nlp.vocab))
+    tags = pipe.tag_scheme.tags
+    assert [tags[t] for t in targets] == ["B-PER", "I-PER", "O", "O", "O"]
