@@ -279,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     sents = read_sentences(args.conll, args.n_sents)
     systems = args.systems.split(",")
+    unknown = sorted(set(systems) - set(SYSTEMS))
+    if unknown:  # a misspelt name would otherwise be served by the local engine
+        p.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
     words_per_request = sents.n_words / len(sents.words)  # wrk rotates over all sentences
     print(os.popen("uptime").read().strip())
     print(
