@@ -5,7 +5,6 @@ sizes, every doc must get back its own entities, in input order. The int8 option
 speed, not answers: on the tiny model it has to agree with fp32 on most tokens.
 """
 
-import inspect
 import random
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,8 @@ import spacy
 from spacy.tokens import Doc
 
 import spacy_bert_ner  # noqa: F401  (registers the factory)
-from spacy_bert_ner.models.architectures import build_token_classifier
 
 from ..conftest import WORDS
-
-HAS_INT8 = "int8" in inspect.signature(build_token_classifier).parameters
 
 
 def _nlp(model_dir: Path, **model: object) -> spacy.Language:
@@ -65,11 +61,10 @@ def test_pipe_of_strings_matches_single_calls(tiny_bert: Path) -> None:
     assert [_ents(doc) for doc in nlp.pipe(texts, batch_size=6)] == single
 
 
-@pytest.mark.skipif(not HAS_INT8, reason="TokenClassifier.v1 has no int8 option")
 def test_int8_agrees_with_fp32(tiny_bert: Path) -> None:
     texts = _mixed_length_words(seed=2)
     fp32 = _nlp(tiny_bert, window_batch_size=8)
-    int8 = _nlp(tiny_bert, window_batch_size=8, int8=True)
+    int8 = _nlp(tiny_bert, window_batch_size=8, precision="int8")
     gold = list(fp32.pipe([Doc(fp32.vocab, words=w) for w in texts], batch_size=8))
     quant = list(int8.pipe([Doc(int8.vocab, words=w) for w in texts], batch_size=8))
 
