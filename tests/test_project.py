@@ -163,6 +163,32 @@ def test_project_run_continual_offline(project: Path, tiny_bert: Path) -> None:
     assert (project / "metrics" / "continual.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_project_run_active_learning_offline(project: Path, tiny_encoder: Path) -> None:
+    """The `active-learning` workflow on the slices, with cpu.cfg's encoder swapped for the
+    tiny one: a base model, then each chain's rounds, scored on dev, with its plot."""
+    config = (project / "configs" / "cpu.cfg").read_text()
+    config = config.replace(
+        '[components.bert_ner.model.name]\n@misc = "spacy_bert_ner.minilm.v1"\n', ""
+    ).replace(
+        "[components.bert_ner.model]\n", f'[components.bert_ner.model]\nname = "{tiny_encoder}"\n'
+    )
+    (project / "configs" / "tiny.cfg").write_text(config)
+    run_active_learning = [
+        sys.executable, "-m", "spacy", "project", "run", "active-learning", str(project),
+        "--vars.config", "configs/tiny.cfg",
+        "--vars.al_seed_sentences", "6",
+        "--vars.al_rounds", "2",
+        "--vars.al_per_round", "3",
+        "--vars.al_random_seeds", "1",
+    ]  # fmt: skip
+    run(run_active_learning, cwd=project)
+    metrics = json.loads((project / "metrics" / "active-learning.json").read_text())
+    assert [c["strategy"] for c in metrics["chains"]] == ["uncertainty", "random"]
+    assert all(c["added"] == [0, 3, 6] for c in metrics["chains"])
+    assert metrics["settings"]["seed_sentences"] == 6
+    assert (project / "metrics" / "active-learning.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_project_run_multitask_offline(project: Path, tiny_bert: Path) -> None:
     """The `multitask` workflow on the slices, with cpu_multitask.cfg's encoder swapped for the
     tiny BERT: one transformer, a tagger learning CoNLL's POS column and bert_ner; the metrics

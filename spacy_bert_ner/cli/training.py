@@ -1,5 +1,5 @@
 """Commands that fit weights: `train` (one process, or data-parallel on Ray Train), `tune`,
-`continual`, and `calibrate` (one temperature per bert_ner)."""
+`continual`, `active-learning`, and `calibrate` (one temperature per bert_ner)."""
 
 from pathlib import Path
 
@@ -125,6 +125,43 @@ def continual(
     )
     run_continual_experiment(
         base_model, new_train, rehearsal_corpus, test, settings, output=output, plot=plot
+    )
+
+
+@app.command("active-learning")
+def active_learning(
+    config_path: Path = typer.Argument(..., help="Training config (its encoder and component)"),
+    train: Path = typer.Argument(..., help=".spacy or CoNLL training corpus: seed set and pool"),
+    dev: Path = typer.Argument(..., help=".spacy or CoNLL dev corpus to score each round on"),
+    work_dir: Path = typer.Argument(..., help="Directory for the base model"),
+    output: Path = typer.Option(None, "--output", "-o", help="Metrics JSON to write"),
+    plot: Path = typer.Option(None, "--plot", help="PNG of dev F1 against labelled sentences"),
+    model_name: str = typer.Option(None, "--model-name", help="Encoder instead of the config's"),
+    seed_sentences: int = typer.Option(1000, "--seed-sentences", help="Base model's sentences"),
+    rounds: int = typer.Option(4, "--rounds", help="Labelling rounds per strategy"),
+    per_round: int = typer.Option(250, "--per-round", help="Sentences labelled per round"),
+    random_seeds: int = typer.Option(3, "--random-seeds", help="Random chains (seeds 0..N-1)"),
+    pool_limit: int = typer.Option(0, "--pool-limit", help="Pool sentences (0: all the rest)"),
+    dev_limit: int = typer.Option(0, "--dev-limit", help="Dev documents scored (0: all)"),
+    base_epochs: int = typer.Option(3, "--base-epochs", help="Passes over the seed set"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, batching and dropout"),
+) -> None:
+    """Simulate labelling rounds with gold as the annotator: sentences chosen by uncertainty
+    (select's expected errors) against random ones, dev F1 after each round."""
+    from ..experiments.active_learning import ActiveLearningSettings, run_active_learning
+
+    settings = ActiveLearningSettings(
+        seed_sentences=seed_sentences,
+        rounds=rounds,
+        per_round=per_round,
+        random_seeds=tuple(range(random_seeds)),
+        pool_limit=pool_limit,
+        dev_limit=dev_limit,
+        base_epochs=base_epochs,
+        seed=seed,
+    )
+    run_active_learning(
+        config_path, train, dev, work_dir, settings, output=output, plot=plot, model_name=model_name
     )
 
 

@@ -155,7 +155,7 @@ def continue_training(
         order = list(examples)
         rng.shuffle(order)
         batches += list(minibatch_by_words(order, size=settings.words_per_batch, tolerance=0.2))
-    optimizer = _make_optimizer(settings, len(batches))
+    optimizer = make_optimizer(settings.learn_rate, settings.warmup_fraction, len(batches))
     rehearse = None
     if rehearsal_examples is not None:
         # The rehearsal copy must be taken before the head grows: it is the old model.
@@ -178,11 +178,12 @@ def continue_training(
     return time.perf_counter() - start, len(batches), losses
 
 
-def _make_optimizer(settings: ContinualSettings, total_steps: int) -> Optimizer:
-    """configs/cpu.cfg's Adam (decoupled weight decay, clipping, no averages) over this run."""
+def make_optimizer(learn_rate: float, warmup_fraction: float, total_steps: int) -> Optimizer:
+    """configs/cpu.cfg's Adam (decoupled weight decay, clipping, no averages) over a run of
+    `total_steps`: its schedule's shape, squeezed to this run."""
     schedule = warmup_linear(
-        initial_rate=settings.learn_rate,
-        warmup_steps=max(1, round(settings.warmup_fraction * total_steps)),
+        initial_rate=learn_rate,
+        warmup_steps=max(1, round(warmup_fraction * total_steps)),
         total_steps=max(1, total_steps),
     )
     return Adam(

@@ -1,0 +1,273 @@
+"""The active-learning experiment: does `select --strategy uncertainty` pick sentences that
+teach the model more than random ones, with gold annotations standing in for the annotator?
+
+From the training corpus, cut into sentences: a random seed set (`seed_sentences`) trains the
+base model from the config's encoder; the rest is the pool. Each chain (uncertainty, and
+random with each of `random_seeds`) then runs `rounds` rounds from a copy of the base model:
+choose `per_round` pool sentences (uncertainty: the most expected entity errors, the measure
+`select` ranks by; random: a seeded sample), add them to the labelled set, fine-tune on the
+new sentences plus as many labelled ones replayed at random (the update a labelling loop can
+afford each round: retraining on everything would cost each round more than the last), and
+score dev F1. Every chain trains with the same recipe, batches and seeds, so the strategies
+differ only in which sentences they labelled.
+
+The figure of merit: the labelled sentences (beyond the seed set) uncertainty needed to reach
+the dev F1 random reached after its last round (mean over the random seeds), read off its
+curve by linear interpolation between rounds, as a share of random's.
+"""
+
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.training.batchers import minibatch_by_words
+from thinc.api import fix_random_seed
+from wasabi import msg
+
+from ..conll import load_gold_docs
+from ..errors import BertNERError
+from ..evaluation.command import predict_on_gold, unannotated_copy
+from ..evaluation.plots import png_figure
+from ..evaluation.scores import score_docs
+from ..io import write_json
+from ..labelling.select import expected_errors
+from ..pipeline.loading import single_bert_ner_pipe
+from .continual import make_optimizer
+
+UNCERTAINTY = "uncertainty"
+
+
+@dataclass(frozen=True)
+class ActiveLearningSettings:
+    """The simulation's sizes and the fine-tuning recipe (cpu.cfg's optimizer, shorter)."""
+
+    seed_sentences: int = 1000
+    rounds: int = 4
+    per_round: int = 250
+    random_seeds: tuple[int, ...] = (0, 1, 2)
+    pool_limit: int = 0  # sentences of the pool to choose from (0: all the others)
+    dev_limit: int = 0  # dev documents to score on (0: all)
+    base_epochs: int = 3
+    round_epochs: int = 1
+    words_per_batch: int = 464
+    learn_rate: float = 5e-5
+    warmup_fraction: float = 0.1
+    seed: int = 0
+
+
+def sentences_of(docs: Sequence[Doc]) -> list[Doc]:
+    """Each sentence of `docs` as a doc of its own, with its gold entities (a doc without
+    sentence boundaries is one sentence)."""
+    out: list[Doc] = []
+    for doc in docs:
+        if doc.has_annotation("SENT_START"):
+            out.extend(sent.as_doc() for sent in doc.sents)
+        else:
+            out.append(doc)
+    return [sentence for sentence in out if len(sentence)]
+
+
+def fine_tune(
+    nlp: Language, gold: Sequence[Doc], epochs: int, settings: ActiveLearningSettings, seed: int
+) -> float:
+    """`epochs` passes of cpu.cfg's recipe (Adam, warm-up then linear decay) over `gold`;
+    the seconds the update loop took."""
+    examples = [Example(unannotated_copy(nlp, doc), doc) for doc in gold]
+    rng = random.Random(seed)
+    batches = []
+    for _ in range(epochs):
+        order = list(examples)
+        rng.shuffle(order)
+        batches += list(minibatch_by_words(order, size=settings.words_per_batch, tolerance=0.2))
+    optimizer = make_optimizer(settings.learn_rate, settings.warmup_fraction, len(batches))
+    fix_random_seed(seed)
+    start = time.perf_counter()
+    for batch in batches:
+        nlp.update(batch, sgd=optimizer)
+        optimizer.step_schedules()
+    return time.perf_counter() - start
+
+
+def most_uncertain(nlp: Language, pool: Sequence[Doc], n: int) -> list[int]:
+    """Indices of the `n` pool sentences with the most expected entity errors (`select`'s
+    measure), on the gold tokens."""
+    name, pipe = single_bert_ner_pipe(nlp, "active learning")
+    errors: list[float] = []
+    for start in range(0, len(pool), 64):
+        docs = [unannotated_copy(nlp, doc) for doc in pool[start : start + 64]]
+        errors += [expected_errors(d) for d in pipe.decode(docs, pipe.predict(docs))]
+    return sorted(range(len(pool)), key=lambda i: -errors[i])[:n]
+
+
+def dev_f1(nlp: Language, dev: Sequence[Doc]) -> float:
+    return float(score_docs(dev, predict_on_gold(nlp, dev))["conlleval"]["f1"])
+
+
+def run_chain(
+    base_model: Path,
+    strategy: str,
+    seed: int,
+    labelled: list[Doc],
+    pool: list[Doc],
+    dev: list[Doc],
+    settings: ActiveLearningSettings,
+) -> dict[str, Any]:
+    """One strategy's rounds from the base model: labelled sentences added and dev F1 after
+    each round (round 0: the base model)."""
+    nlp = spacy.load(base_model)
+    rng = random.Random(seed)
+    labelled, pool = list(labelled), list(pool)
+    added, f1s, seconds = [0], [dev_f1(nlp, dev)], 0.0
+    for round_ in range(1, settings.rounds + 1):
+        n = min(settings.per_round, len(pool))
+        if strategy == UNCERTAINTY:
+            chosen = set(most_uncertain(nlp, pool, n))
+        else:
+            chosen = set(rng.sample(range(len(pool)), n))
+        new = [doc for i, doc in enumerate(pool) if i in chosen]
+        pool = [doc for i, doc in enumerate(pool) if i not in chosen]
+        replay = rng.sample(labelled, min(len(new), len(labelled)))
+        labelled += new
+        seconds += fine_tune(nlp, new + replay, settings.round_epochs, settings, seed + round_)
+        added.append(added[-1] + len(new))
+        f1s.append(dev_f1(nlp, dev))
+        msg.text(f"{strategy} (seed {seed}), round {round_}: +{added[-1]}, dev F1 {f1s[-1]:.4f}")
+    return {"strategy": strategy, "seed": seed, "added": added, "dev_f1": f1s, "seconds": seconds}
+
+
+def sentences_to_reach(added: Sequence[int], f1s: Sequence[float], target: float) -> float | None:
+    """Labelled sentences at which the curve first reaches `target` (linear between rounds);
+    None if it never does."""
+    if f1s[0] >= target:
+        return float(added[0])
+    points = list(zip(added, f1s, strict=True))
+    for (a0, f0), (a1, f1) in zip(points, points[1:], strict=False):
+        if f1 >= target:
+            return a0 + (a1 - a0) * (target - f0) / (f1 - f0)
+    return None
+
+
+def run_active_learning(
+    config_path: Path,
+    train: Path,
+    dev: Path,
+    work_dir: Path,
+    settings: ActiveLearningSettings,
+    *,
+    output: Path | None = None,
+    plot: Path | None = None,
+    model_name: str | None = None,
+) -> dict[str, Any]:
+    """Train the base model, run every chain, compare; write the JSON and the PNG."""
+    config = spacy.util.load_config(config_path)
+    if model_name:
+        config["components"]["bert_ner"]["model"]["name"] = model_name
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    sentences = sentences_of(load_gold_docs(train, nlp.vocab))
+    dev_docs = load_gold_docs(dev, nlp.vocab)[: settings.dev_limit or None]
+    needed = settings.seed_sentences + settings.rounds * settings.per_round
+    if len(sentences) < needed or not dev_docs:
+        raise BertNERError(
+            f"{train}: {len(sentences)} sentences, the simulation needs {needed} (seed set and "
+            f"rounds); {dev}: {len(dev_docs)} documents"
+        )
+    random.Random(settings.seed).shuffle(sentences)
+    seed_set = sentences[: settings.seed_sentences]
+    pool = sentences[settings.seed_sentences :]
+    pool = pool[: settings.pool_limit or None]
+
+    msg.divider(f"active learning: base model on {len(seed_set)} sentences")
+    nlp.initialize(lambda: [Example(unannotated_copy(nlp, d), d) for d in seed_set])
+    base_seconds = fine_tune(nlp, seed_set, settings.base_epochs, settings, settings.seed)
+    base_model = work_dir / "base"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    nlp.to_disk(base_model)
+
+    chains = [(UNCERTAINTY, settings.seed)] + [("random", s) for s in settings.random_seeds]
+    results = []
+    for strategy, seed in chains:
+        msg.divider(f"active learning: {strategy} (seed {seed})")
+        results.append(run_chain(base_model, strategy, seed, seed_set, pool, dev_docs, settings))
+    metrics = {
+        "settings": asdict(settings),
+        "config": str(config_path),
+        "n_pool": len(pool),
+        "n_dev_docs": len(dev_docs),
+        "base_seconds": base_seconds,
+        "chains": results,
+        "summary": summarise(results),
+    }
+    _print_summary(metrics)
+    if output is not None:
+        write_json(output, metrics)
+        msg.good(f"Metrics written to {output}")
+    if plot is not None:
+        msg.good(f"Plot written to {plot_active_learning(metrics, plot)}")
+    return metrics
+
+
+def summarise(chains: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Random's mean curve, and the share of its labelled sentences uncertainty needed to
+    reach random's final dev F1 (None if it never did)."""
+    randoms = [c for c in chains if c["strategy"] != UNCERTAINTY]
+    ours = next(c for c in chains if c["strategy"] == UNCERTAINTY)
+    curves = [c["dev_f1"] for c in randoms]
+    random_mean = [statistics.fmean(values) for values in zip(*curves, strict=True)]
+    random_added = randoms[0]["added"]
+    reached = sentences_to_reach(ours["added"], ours["dev_f1"], random_mean[-1])
+    return {
+        "random_mean_dev_f1": random_mean,
+        "random_final_dev_f1": random_mean[-1],
+        "uncertainty_sentences_to_random_final": reached,
+        "share_of_random": None if reached is None else reached / random_added[-1],
+    }
+
+
+def _print_summary(metrics: dict[str, Any]) -> None:
+    chains = metrics["chains"]
+    header = ("strategy", "seed", *(f"+{n}" for n in chains[0]["added"]), "seconds")
+    rows = [
+        (c["strategy"], c["seed"], *(f"{100 * f:.2f}" for f in c["dev_f1"]), f"{c['seconds']:.0f}")
+        for c in chains
+    ]
+    msg.divider("dev F1 (conlleval) by labelled sentences added to the seed set")
+    msg.table(rows, header=header, aligns=("l", "r", *["r"] * (len(header) - 2)), divider=True)
+    summary = metrics["summary"]
+    share = summary["share_of_random"]
+    final = 100 * summary["random_final_dev_f1"]
+    if share is None:
+        msg.warn(f"uncertainty did not reach random's final dev F1 ({final:.2f})")
+    else:
+        msg.info(
+            f"uncertainty reached random's final dev F1 ({final:.2f}) with "
+            f"{summary['uncertainty_sentences_to_random_final']:.0f} added sentences: "
+            f"{share:.2f} of random's {chains[0]['added'][-1]}"
+        )
+
+
+def plot_active_learning(metrics: dict[str, Any], path: Path) -> Path:
+    """A PNG of dev F1 against labelled sentences, one line per chain."""
+    with png_figure(path, figsize=(6.4, 4.8)) as (_, ax):
+        for chain in metrics["chains"]:
+            is_ours = chain["strategy"] == UNCERTAINTY
+            ax.plot(
+                chain["added"],
+                [100 * f for f in chain["dev_f1"]],
+                marker="o",
+                linewidth=2 if is_ours else 1,
+                alpha=1.0 if is_ours else 0.6,
+                label=f"{chain['strategy']} (seed {chain['seed']})",
+            )
+        ax.set_xlabel(f"sentences labelled beyond the {metrics['settings']['seed_sentences']} seed")
+        ax.set_ylabel("dev F1 (%, conlleval)")
+        ax.set_title("Active learning, gold as the annotator")
+        ax.legend(frameon=False, fontsize=8)
+    return path

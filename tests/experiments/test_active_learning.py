@@ -1,0 +1,103 @@
+"""The active-learning simulation: reading the curves, and a whole run on the tiny encoder
+with configs/cpu.cfg's component (what `spacy project run active-learning` runs on MiniLM)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin
+
+from spacy_bert_ner.experiments.active_learning import (
+    ActiveLearningSettings,
+    run_active_learning,
+    sentences_of,
+    sentences_to_reach,
+    summarise,
+)
+
+from ..conftest import NEW_ROWS, OLD_ROWS
+
+CPU_CFG = Path(__file__).resolve().parents[2] / "configs" / "cpu.cfg"
+
+
+def test_sentences_to_reach_interpolates_between_rounds():
+    added, f1s = [0, 250, 500], [0.5, 0.6, 0.8]
+    assert sentences_to_reach(added, f1s, 0.7) == pytest.approx(375.0)
+    assert sentences_to_reach(added, f1s, 0.6) == pytest.approx(250.0)
+    assert sentences_to_reach(added, f1s, 0.4) == 0.0  # the base model already has it
+    assert sentences_to_reach(added, f1s, 0.9) is None  # never reached
+
+
+def test_summary_compares_uncertainty_with_the_mean_of_the_random_chains():
+    chains = [
+        {"strategy": "uncertainty", "seed": 0, "added": [0, 10, 20], "dev_f1": [0.5, 0.7, 0.8]},
+        {"strategy": "random", "seed": 0, "added": [0, 10, 20], "dev_f1": [0.5, 0.55, 0.6]},
+        {"strategy": "random", "seed": 1, "added": [0, 10, 20], "dev_f1": [0.5, 0.65, 0.8]},
+    ]
+    summary = summarise(chains)
+    assert summary["random_mean_dev_f1"] == pytest.approx([0.5, 0.6, 0.7])
+    assert summary["uncertainty_sentences_to_random_final"] == pytest.approx(10.0)
+    assert summary["share_of_random"] == pytest.approx(0.5)
+
+
+def _write_corpus(path: Path, n_docs: int) -> Path:
+    """`n_docs` documents of three sentences each, with sentence starts and entities."""
+    vocab = spacy.blank("en").vocab
+    rows = OLD_ROWS + [(words, ["O"] * len(words)) for words, _ in NEW_ROWS]
+    docs = []
+    for i in range(n_docs):
+        chosen = [rows[(i + k) % len(rows)] for k in range(3)]
+        words = [w for ws, _ in chosen for w in ws]
+        tags = [t for _, ts in chosen for t in ts]
+        starts = [j == 0 for ws, _ in chosen for j in range(len(ws))]
+        docs.append(Doc(vocab, words=words, ents=tags, sent_starts=starts))
+    DocBin(docs=docs).to_disk(path)
+    return path
+
+
+def test_sentences_of_keeps_each_sentence_with_its_entities(tmp_path):
+    vocab = spacy.blank("en").vocab
+    docs = list(DocBin().from_disk(_write_corpus(tmp_path / "c.spacy", 2)).get_docs(vocab))
+    sentences = sentences_of(docs)
+    assert len(sentences) == 6
+    assert [t.text for t in sentences[0]] == OLD_ROWS[0][0]
+    assert [e.label_ for e in sentences[0].ents] == ["PER", "PER", "LOC"]
+
+
+def test_a_whole_simulation_on_the_tiny_encoder(tiny_encoder, tmp_path):
+    train = _write_corpus(tmp_path / "train.spacy", 10)  # 30 sentences
+    dev = _write_corpus(tmp_path / "dev.spacy", 2)
+    settings = ActiveLearningSettings(
+        seed_sentences=8, rounds=2, per_round=5, random_seeds=(0, 1), base_epochs=1
+    )
+    metrics = run_active_learning(
+        CPU_CFG,
+        train,
+        dev,
+        tmp_path / "work",
+        settings,
+        output=tmp_path / "al.json",
+        plot=tmp_path / "al.png",
+        model_name=str(tiny_encoder),
+    )
+    assert [(c["strategy"], c["seed"]) for c in metrics["chains"]] == [
+        ("uncertainty", 0),
+        ("random", 0),
+        ("random", 1),
+    ]
+    for chain in metrics["chains"]:
+        assert chain["added"] == [0, 5, 10]
+        assert len(chain["dev_f1"]) == 3 and all(0.0 <= f <= 1.0 for f in chain["dev_f1"])
+        assert chain["dev_f1"][0] == metrics["chains"][0]["dev_f1"][0]  # the same base model
+    assert metrics["n_pool"] == 22
+    assert json.loads((tmp_path / "al.json").read_text())["summary"] == metrics["summary"]
+    assert (tmp_path / "al.png").read_bytes()[:4] == b"\x89PNG"
+    assert spacy.load(tmp_path / "work" / "base").pipe_names == ["bert_ner"]
+
+
+def test_too_small_a_corpus_is_one_clear_error(tiny_encoder, tmp_path):
+    train = _write_corpus(tmp_path / "train.spacy", 2)  # 6 sentences
+    settings = ActiveLearningSettings(seed_sentences=8)
+    with pytest.raises(Exception, match="6 sentences, the simulation needs 1008"):
+        run_active_learning(CPU_CFG, train, train, tmp_path, settings, model_name=str(tiny_encoder))
