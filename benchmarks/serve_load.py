@@ -8,8 +8,9 @@ concurrent clients (`wrk`, see `benchmarks/wrk.py`), every system in the same ru
                    the replica answers HTTP itself, no proxy hop)
   handmade         FastAPI + uvicorn + transformers pipeline(aggregation_strategy="first"),
                    one forward pass per request (benchmarks/handwritten_server.py)
-  offline          nlp.pipe over the same sentences at batch --max-batch-size: the ceiling
-                   (measured before and after the servers; the faster one counts)
+
+and, whatever --systems says, the offline ceiling: nlp.pipe over the same sentences at batch
+--max-batch-size in this process, measured before and after the servers (the faster counts).
 
 Each level runs --runs times for --seconds; the table gives the median of each figure. Then
 one NDJSON request of --bulk-docs documents to the local engine: all answered, each id once,
