@@ -47,7 +47,8 @@ UNCERTAINTY = "uncertainty"
 
 @dataclass(frozen=True)
 class ActiveLearningSettings:
-    """The simulation's sizes and the fine-tuning recipe (cpu.cfg's optimizer, shorter)."""
+    """The simulation's sizes and the fine-tuning recipe (cpu.cfg's optimizer and dropout, its
+    schedule squeezed to each run)."""
 
     seed_sentences: int = 1000
     rounds: int = 4
@@ -60,6 +61,7 @@ class ActiveLearningSettings:
     words_per_batch: int = 464
     learn_rate: float = 5e-5
     warmup_fraction: float = 0.1
+    dropout: float = 0.1
     seed: int = 0
 
 
@@ -91,7 +93,7 @@ def fine_tune(
     fix_random_seed(seed)
     start = time.perf_counter()
     for batch in batches:
-        nlp.update(batch, sgd=optimizer)
+        nlp.update(batch, sgd=optimizer, drop=settings.dropout)
         optimizer.step_schedules()
     return time.perf_counter() - start
 
