@@ -45,7 +45,7 @@ class EntityService:
         not pay for lazy loading and `/readyz` answers only when the pipeline works."""
         annotator = Annotator.load(model, gpu=settings.gpus_per_replica > 0)
         service = cls(annotator, settings, metrics=metrics)
-        (warm_up,) = annotator.docs([WARM_UP_TEXT], settings.batch_words)
+        (warm_up,) = service.batcher.run_alone([WARM_UP_TEXT])
         if isinstance(warm_up, Exception):
             raise warm_up
         service.ready = True

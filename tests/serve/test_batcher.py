@@ -2,6 +2,7 @@
 size and word limits, each caller gets its own texts back in order."""
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from spacy_bert_ner.annotate.annotator import Annotator
 from spacy_bert_ner.serve.batcher import Batcher
+from spacy_bert_ner.serve.service import EntityService
 from spacy_bert_ner.serve.settings import ServiceSettings
 
 TEXTS = ["angela merkel met macron in paris", "the berlin of angela", "paris and berlin met merkel"]
@@ -71,3 +73,23 @@ def test_a_lone_caller_does_not_wait_for_others(annotator):
         return time.perf_counter() - started
 
     assert asyncio.run(one_by_one()) < 2.0  # three texts, none waiting 2 s
+
+
+def test_the_warm_up_runs_on_the_thread_every_batch_runs_on(trained_tiny, monkeypatch):
+    """torch's OpenMP threads belong to the thread that starts them: a warm-up on the main
+    thread would leave a second pool that slows every later batch."""
+    threads: list[str] = []
+    docs = Annotator.docs
+
+    def recording(self, texts, budget):
+        threads.append(threading.current_thread().name)
+        return docs(self, texts, budget)
+
+    monkeypatch.setattr(Annotator, "docs", recording)
+    service = EntityService.start(str(trained_tiny), ServiceSettings(), metrics=False)
+    try:
+        (answered,) = asyncio.run(service.batcher.annotate(TEXTS[:1]))
+    finally:
+        service.close()
+    assert answered.doc.text == TEXTS[0]
+    assert len(threads) == 2 and len(set(threads)) == 1 and threads[0].startswith("bert_ner")
