@@ -170,10 +170,18 @@ def calibrate(
     model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
     dev_path: Path = typer.Argument(..., help=".spacy DocBin or CoNLL file with gold entities"),
     output: Path = typer.Argument(..., help="Directory for the calibrated copy of the pipeline"),
+    objective: str = typer.Option(
+        "entities",
+        "--objective",
+        help="entities: log loss of the decoded entities being right; tags: NLL of gold tags",
+    ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
 ) -> None:
-    """Fit each bert_ner's temperature on dev data (NLL of the gold tags) and write a copy of
-    the pipeline with it: the same entities, with scores that are probabilities."""
-    from ..evaluation.calibration import calibrate_pipeline
+    """Fit each bert_ner's temperature on dev data and write a copy of the pipeline with it:
+    the same entities, with scores that are probabilities."""
+    from ..errors import BertNERError
+    from ..evaluation.calibration import Objective, calibrate_pipeline
 
-    calibrate_pipeline(model, dev_path, output, gpu_id)
+    if objective not in Objective.__members__:
+        raise BertNERError(f"--objective: {objective!r} is not one of {', '.join(Objective)}")
+    calibrate_pipeline(model, dev_path, output, gpu_id, Objective(objective))

@@ -22,9 +22,7 @@ from ..conll import load_gold_docs
 from ..errors import BertNERError
 from ..io import write_json
 from ..pipeline.loading import load_pipeline, single_bert_ner_pipe
-from ..pipeline.losses import log_softmax
-from ..posteriors import posteriors
-from .calibration import component_inputs, predict_logits
+from .calibration import decode_on_gold
 from .plots import png_figure
 
 THRESHOLDS = (0.5, 0.8, 0.9, 0.95)
@@ -70,42 +68,25 @@ def reliability_report(model: str, data_path: Path, gpu_id: int = -1) -> dict[st
     gold_docs = load_gold_docs(Path(data_path), nlp.vocab)
     if not gold_docs:
         raise BertNERError(f"{data_path}: no documents to score")
-    docs = component_inputs(nlp, name, gold_docs)
-    logits = predict_logits(pipe, docs)
-    scheme, temperature = pipe.tag_scheme, pipe.cfg["temperature"]
-    raw = [log_softmax(doc_logits, np) for doc_logits in logits]
-    scaled = [log_softmax(doc_logits / temperature, np) for doc_logits in logits]
-    starts = [
-        doc.to_array("SENT_START") == 1 if doc.has_annotation("SENT_START") else None
-        for doc in docs
-    ]
-    found = [
-        scheme.entities(scheme.decode(lp, ss), np.exp(lp), ss)
-        for lp, ss in zip(raw, starts, strict=True)
-    ]
-    spans = [[(s, e, label) for s, e, label, _ in doc_found] for doc_found in found]
-    gold = {(i, e.start, e.end, e.label_) for i, doc in enumerate(gold_docs) for e in doc.ents}
-    correct = np.array([(i, *span) in gold for i, doc_spans in enumerate(spans)
-                        for span in doc_spans], dtype=bool)  # fmt: skip
+    decoded = decode_on_gold(nlp, name, pipe, gold_docs)
+    temperature = pipe.cfg["temperature"]
     scores = {
-        "mean tag probability": [m for doc_found in found for *_, m in doc_found],
-        "span probability, T=1": _flat(posteriors(scheme, raw, spans, starts)),
+        "mean tag probability": decoded.mean_tag_probs,
+        "span probability, T=1": decoded.span_probs(pipe, 1.0),
     }
     if temperature != 1.0:  # a pipeline that `calibrate` has not fitted has only those two
-        key = f"span probability, T={temperature:.3g}"
-        scores[key] = _flat(posteriors(scheme, scaled, spans, starts))
+        scores[f"span probability, T={temperature:.3g}"] = decoded.span_probs(pipe, temperature)
     return {
         "model": str(model),
         "data_path": str(data_path),
         "temperature": temperature,
-        "gold_entities": len(gold),
-        "entities": int(len(correct)),
-        "scores": {key: reliability(np.array(v), correct, len(gold)) for key, v in scores.items()},
+        "gold_entities": decoded.n_gold,
+        "entities": int(len(decoded.correct)),
+        "scores": {
+            key: reliability(np.asarray(v), decoded.correct, decoded.n_gold)
+            for key, v in scores.items()
+        },
     }
-
-
-def _flat(figures: list[Any]) -> list[float]:
-    return [p for doc in figures for p in doc.span_probs.tolist()]
 
 
 def write_reliability_report(

@@ -6,12 +6,19 @@ import json
 import numpy as np
 import pytest
 import spacy
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 from typer.testing import CliRunner
 
 from spacy_bert_ner.cli import app
 from spacy_bert_ner.conll import load_gold_docs
-from spacy_bert_ner.evaluation.calibration import fit_temperature, gold_targets, token_nll
+from spacy_bert_ner.evaluation.calibration import (
+    decode_on_gold,
+    entity_log_loss,
+    fit_entity_temperature,
+    fit_temperature,
+    gold_targets,
+    token_nll,
+)
 from spacy_bert_ner.evaluation.reliability import reliability
 from spacy_bert_ner.tags import NO_TARGET
 
@@ -44,9 +51,43 @@ def test_fit_recovers_the_temperature_that_generated_the_tags():
     assert best <= token_nll(logits[known], targets[known], fitted / 1.05)
 
 
-def test_calibrated_copy_keeps_entities_and_saves_its_temperature(trained_tiny, gold, tmp_path):
+def test_entity_log_loss_by_hand():
+    probs, correct = np.array([0.9, 0.2, 1.0]), np.array([True, False, False])
+    expected = -(np.log(0.9) + np.log(0.8) + np.log(1e-12)) / 3  # a sure wrong entity: clipped
+    assert entity_log_loss(probs, correct) == pytest.approx(expected)
+
+
+def test_entity_fit_finds_the_minimum_of_the_entities_log_loss(trained_tiny):
+    """On text it half knows (its training sentences, right; shuffled words marked without
+    entities, so what it finds there is wrong), the fitted T beats T = 1 and its neighbours
+    on the log loss of the decoded entities being right."""
+    nlp = spacy.load(trained_tiny)
+    pipe = nlp.get_pipe("bert_ner")
+    words = ["angela", "berlin", "met", "the", "paris", "of", "macron", "and", "merkel"]
+    shuffled = [
+        Doc(nlp.vocab, words=words[i:] + words[:i], ents=["O"] * len(words)) for i in range(2)
+    ]  # with the training sentences: 8 entities right, 10 wrong, all scored about 0.9
+    known = [eg.reference for eg in tiny_examples(nlp)]
+    decoded = decode_on_gold(nlp, "bert_ner", pipe, known + shuffled)
+    assert decoded.correct.any() and not decoded.correct.all()
+    fitted = fit_entity_temperature(pipe, decoded)
+
+    def loss(t: float) -> float:
+        return entity_log_loss(decoded.span_probs(pipe, t), decoded.correct)
+
+    assert 0.06 < fitted < 19.0  # inside the search range, not at an edge
+    assert loss(fitted) < loss(1.0)
+    assert loss(fitted) <= loss(fitted * 1.05) and loss(fitted) <= loss(fitted / 1.05)
+
+
+@pytest.mark.parametrize("objective", ["entities", "tags"])
+def test_calibrated_copy_keeps_entities_and_saves_its_temperature(
+    trained_tiny, gold, tmp_path, objective
+):
     out = tmp_path / "calibrated"
-    result = CliRunner().invoke(app, ["calibrate", str(trained_tiny), str(gold), str(out)])
+    result = CliRunner().invoke(
+        app, ["calibrate", str(trained_tiny), str(gold), str(out), "--objective", objective]
+    )
     assert result.exit_code == 0, result.output
     before, after = spacy.load(trained_tiny), spacy.load(out)
     temperature = after.get_pipe("bert_ner").cfg["temperature"]
@@ -62,6 +103,14 @@ def test_calibrated_copy_keeps_entities_and_saves_its_temperature(trained_tiny, 
             for a, b in zip(old.ents, new.ents, strict=True)
         ]
         assert not old.ents or any(moved)
+
+
+def test_an_unknown_objective_is_one_line(trained_tiny, gold, tmp_path):
+    result = CliRunner().invoke(
+        app, ["calibrate", str(trained_tiny), str(gold), str(tmp_path), "--objective", "both"]
+    )
+    assert result.exit_code != 0
+    assert "--objective: 'both' is not one of entities, tags" in result.output
 
 
 def test_reliability_figures_by_hand():
