@@ -90,7 +90,9 @@ def measure(workers: int, cores: int, settings: dict[str, Any]) -> tuple[float, 
 def run(
     conll: Path, model: str, worker_counts: list[int], steps: int, batch: int, rounds: int
 ) -> list[list[object]]:
-    """Rows of the speed table: words/s per worker count, median of `rounds`."""
+    """Rows of the speed table: words/s per worker count, median of `rounds`, and the
+    median of each round's ratio to the first count: rounds run back to back, so a drift of
+    the machine between rounds cancels out of a round's ratio but not out of the medians'."""
     sents = read_sentences(conll, limit=(steps + 2) * batch)
     settings = {
         "model": model,
@@ -105,11 +107,11 @@ def run(
             words, seconds = measure(n, cores, settings)
             speeds[n].append(words / seconds)
             print(f"{n} worker(s): {words:.0f} words in {seconds:.1f} s", flush=True)
-    base = statistics.median(speeds[worker_counts[0]])
+    base = speeds[worker_counts[0]]
     rows: list[list[object]] = []
     for n in worker_counts:
-        median = statistics.median(speeds[n])
+        ratio = statistics.median(s / b for s, b in zip(speeds[n], base, strict=True))
         rounds_text = ", ".join(f"{s:.0f}" for s in speeds[n])
         rows.append([f"{n} worker(s) x {max(1, cores // n)} thread(s)", rounds_text])
-        rows[-1] += [f"{median:.0f}", f"{median / base:.2f}"]
+        rows[-1] += [f"{statistics.median(speeds[n]):.0f}", f"{ratio:.2f}"]
     return rows

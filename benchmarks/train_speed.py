@@ -150,7 +150,7 @@ def parallel_speed(args: argparse.Namespace) -> None:
     rows = run(args.conll, name, counts, args.steps, args.batch_sentences, args.rounds)
     print(f"\nencoder {name}; global batch {args.batch_sentences} sentences; {args.steps} timed")
     print(f"steps per run; median of {args.rounds} rounds (interleaved)\n")
-    print_table(["setup", "words/s per round", "median words/s", "ratio"], rows)
+    print_table(["setup", "words/s per round", "median words/s", "ratio (median per round)"], rows)
     print("\nload after:", subprocess.run(["uptime"], capture_output=True, text=True).stdout)
 
 
