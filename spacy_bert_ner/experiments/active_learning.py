@@ -28,7 +28,6 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
-from spacy.training.batchers import minibatch_by_words
 from thinc.api import fix_random_seed
 from wasabi import msg
 
@@ -40,7 +39,7 @@ from ..evaluation.scores import score_docs
 from ..io import write_json
 from ..labelling.select import expected_errors
 from ..pipeline.loading import single_bert_ner_pipe
-from .continual import make_optimizer
+from .continual import make_optimizer, shuffled_batches
 
 UNCERTAINTY = "uncertainty"
 
@@ -83,12 +82,7 @@ def fine_tune(
     """`epochs` passes of cpu.cfg's recipe (Adam, warm-up then linear decay) over `gold`;
     the seconds the update loop took."""
     examples = [Example(unannotated_copy(nlp, doc), doc) for doc in gold]
-    rng = random.Random(seed)
-    batches = []
-    for _ in range(epochs):
-        order = list(examples)
-        rng.shuffle(order)
-        batches += list(minibatch_by_words(order, size=settings.words_per_batch, tolerance=0.2))
+    batches = shuffled_batches(examples, epochs, settings.words_per_batch, seed)
     optimizer = make_optimizer(settings.learn_rate, settings.warmup_fraction, len(batches))
     fix_random_seed(seed)
     start = time.perf_counter()

@@ -149,12 +149,7 @@ def continue_training(
     Returns the seconds the update loop took, its number of steps and the summed losses.
     """
     name, pipe = single_bert_ner_pipe(nlp, "continual")
-    rng = random.Random(settings.seed)
-    batches = []
-    for _ in range(settings.epochs):
-        order = list(examples)
-        rng.shuffle(order)
-        batches += list(minibatch_by_words(order, size=settings.words_per_batch, tolerance=0.2))
+    batches = shuffled_batches(examples, settings.epochs, settings.words_per_batch, settings.seed)
     optimizer = make_optimizer(settings.learn_rate, settings.warmup_fraction, len(batches))
     rehearse = None
     if rehearsal_examples is not None:
@@ -176,6 +171,20 @@ def continue_training(
         nlp.update(batch, sgd=optimizer, losses=losses)
         optimizer.step_schedules()
     return time.perf_counter() - start, len(batches), losses
+
+
+def shuffled_batches(
+    examples: Sequence[Example], epochs: int, words_per_batch: int, seed: int
+) -> list[list[Example]]:
+    """`epochs` passes over `examples`, each in a new seeded order, cut into batches of about
+    `words_per_batch` words as `spacy train`'s `batch_by_words` cuts them."""
+    rng = random.Random(seed)
+    batches: list[list[Example]] = []
+    for _ in range(epochs):
+        order = list(examples)
+        rng.shuffle(order)
+        batches += list(minibatch_by_words(order, size=words_per_batch, tolerance=0.2))
+    return batches
 
 
 def make_optimizer(learn_rate: float, warmup_fraction: float, total_steps: int) -> Optimizer:
