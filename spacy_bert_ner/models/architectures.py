@@ -9,15 +9,16 @@ from typing import Any
 
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Model
+from thinc.api import Model, chain, with_array
 from thinc.types import Floats2d, Ragged
 
-from . import listener_classifier, token_classifier
+from . import listener_classifier, tagger, token_classifier
 from .onnx_backend import check_backend
 from .runtime import check_precision
 
 TOKEN_CLASSIFIER = "spacy_bert_ner.TokenClassifier.v1"
 LISTENER_CLASSIFIER = "spacy_bert_ner.ListenerTokenClassifier.v1"
+TAGGER = "spacy_bert_ner.Tagger.v1"
 
 
 @registry.architectures(TOKEN_CLASSIFIER)
@@ -32,6 +33,7 @@ def build_token_classifier(
     int8: bool = False,
     precision: str = "fp32",
     head_lr_scale: float = 1.0,
+    layer_lr_decay: float = 1.0,
     case_feature: bool = False,
     backend: str = "torch",
     threads: int | None = None,
@@ -62,6 +64,9 @@ def build_token_classifier(
     head_lr_scale: learning-rate multiplier for the classification head. A new head starts
         from random weights while the encoder is already trained; a short fine-tuning budget
         at an encoder-sized rate leaves it undertrained. Case embeddings, new too, share it.
+    layer_lr_decay: layer-wise learning-rate decay for the encoder: its top layer learns at
+        the run's rate, each layer below at `layer_lr_decay` times the one above, the
+        embeddings below the first layer. 1.0 (the default) is one rate for the whole encoder.
     case_feature: give an encoder that has none case embeddings (`add_case_embeddings`): the
         letter case of each word, which an uncased vocabulary loses. A model saved with them
         uses them whatever this says.
@@ -90,6 +95,7 @@ def build_token_classifier(
             "precision": precision,
             "runtime_precision": None,
             "head_lr_scale": head_lr_scale,
+            "layer_lr_decay": layer_lr_decay,
             "case_feature": case_feature,
             "backend": backend,
             "threads": threads,
@@ -135,6 +141,40 @@ def build_listener_token_classifier(
             "resize_output": listener_classifier.resize_output,
         },
     )
+
+
+@registry.architectures(TAGGER)
+def build_tagger(
+    tok2vec: Model[list[Doc], list[Floats2d]],
+    nO: int | None = None,
+    normalize: bool = False,
+    head_lr_scale: float = 1.0,
+) -> Model[list[Doc], list[Floats2d]]:
+    """spaCy's `spacy.Tagger.v2` (a softmax over `tok2vec`) whose output layer learns
+    `head_lr_scale` times faster than the rest of the run, for spaCy's `tagger` component.
+
+    tok2vec: one vector per token, e.g. a `TransformerListener` over a shared encoder.
+    nO: the number of tags; None takes it from the data at `initialize`.
+    normalize: softmax at inference too (training always normalizes).
+    head_lr_scale: learning-rate multiplier for the output layer, which starts from zeros
+        over an encoder that is already trained (see `models/tagger.py`). 1.0 learns exactly
+        as `spacy.Tagger.v2`.
+    """
+    width = tok2vec.get_dim("nO") if tok2vec.has_dim("nO") else None
+    output_layer: Model[Floats2d, Floats2d] = Model(
+        tagger.MODEL_NAME,
+        tagger.forward,
+        init=tagger.init,
+        dims={"nO": nO, "nI": width},
+        params={"W": None, "b": None},
+        attrs={"normalize": normalize, "head_lr_scale": head_lr_scale},
+    )
+    model: Model[list[Doc], list[Floats2d]] = chain(tok2vec, with_array(output_layer))
+    # The references spaCy's tagger model has, for code that looks them up.
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("softmax", output_layer)
+    model.set_ref("output_layer", output_layer)
+    return model
 
 
 @registry.layers("spacy_bert_ner.first_piece.v1")

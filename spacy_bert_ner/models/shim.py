@@ -2,12 +2,13 @@
 
 thinc's `PyTorchWrapper` does the device moves, autocast, gradient scaling and serialization;
 this module supplies what is particular to us: how window arrays become the model's keyword
-arguments, how its logits come back, a learning-rate scale for the parameters bert_ner adds,
-parameter averages that thinc's own shim never finds, and bf16 autocast, which thinc's shim
-only knows on CUDA and only as fp16.
+arguments, how its logits come back, learning-rate scales (for the parameters bert_ner adds,
+and decaying down the encoder's layers), parameter averages that thinc's own shim never
+finds, and bf16 autocast, which thinc's shim only knows on CUDA and only as fp16.
 """
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -53,8 +54,39 @@ def convert_outputs(
     return logits, convert_d_logits
 
 
+#: An encoder layer's index in a parameter name: BERT/RoBERTa/ELECTRA "encoder.layer.3.",
+#: DistilBERT "transformer.layer.3.".
+LAYER_INDEX = re.compile(r"\.layer\.(\d+)\.")
+
+
+def layer_lr_scales(model: Any, decay: float) -> dict[str, float]:
+    """Each encoder parameter's learning-rate multiplier under layer-wise decay: 1 for the top
+    layer, `decay` for the one below, `decay ** n_layers` for the embeddings.
+
+    The lower layers hold the general-purpose features pretraining learnt, which a short
+    fine-tuning run should move least; the top layers are the most task-specific. Parameters
+    outside the layers and embeddings (a pooler, the head) are not in the result.
+    """
+    if decay == 1.0:
+        return {}
+    layers = [
+        int(match.group(1))
+        for name, _ in model.named_parameters()
+        if (match := LAYER_INDEX.search(name))
+    ]
+    top = max(layers, default=-1) + 1
+    scales = {}
+    for name, _ in model.named_parameters():
+        if match := LAYER_INDEX.search(name):
+            scales[name] = decay ** (top - 1 - int(match.group(1)))
+        elif ".embeddings." in f".{name}":
+            scales[name] = decay**top
+    return scales
+
+
 class TokenClassifierShim(PyTorchShim):
-    """thinc's PyTorch shim, with its own learning-rate scale for the classification head.
+    """thinc's PyTorch shim, with its own learning-rate scales for the classification head
+    and, optionally, decaying down the encoder (`layer_lr_decay`).
 
     It also takes the gradient collector that `Language.rehearse` passes instead of an
     optimizer: that callable keeps each (weights, gradient) pair and steps the real optimizer
@@ -78,24 +110,30 @@ class TokenClassifierShim(PyTorchShim):
         model: Any,
         *,
         head_lr_scale: float = 1.0,
+        layer_lr_decay: float = 1.0,
         quantized_from: PreTrainedModel | None = None,
         bf16: bool = False,
         bf16_training: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
-        self.head_lr_scale = head_lr_scale
         self.quantized_from = quantized_from
         self.bf16 = bf16
         self.bf16_training = bf16_training
         # The parameters bert_ner adds to an encoder: its head, and its case embeddings.
         case = uses_case(model)
-        self.new_parameters = {
+        new_parameters = {
             name
             for name, _ in model.named_parameters()
             if name.startswith("classifier.")
             or (case and name.endswith("embeddings.token_type_embeddings.weight"))
         }
+        scales = {
+            **layer_lr_scales(model, layer_lr_decay),
+            **{name: head_lr_scale for name in new_parameters},
+        }
+        #: Each parameter's learning-rate multiplier, where it is not 1.
+        self.lr_scales = {name: scale for name, scale in scales.items() if scale != 1.0}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -128,14 +166,13 @@ class TokenClassifierShim(PyTorchShim):
 
             super().finish_update(cast(Optimizer, collected))
             return
-        if self.head_lr_scale == 1.0:
+        if not self.lr_scales:
             super().finish_update(optimizer)
             return
-        scale = self.head_lr_scale
+        scales = self.lr_scales
 
         def scaled(key: tuple[int, str], weights: Any, gradient: Any) -> Any:
-            new = key[1] in self.new_parameters
-            return optimizer(key, weights, gradient, lr_scale=scale if new else 1.0)
+            return optimizer(key, weights, gradient, lr_scale=scales.get(key[1], 1.0))
 
         super().finish_update(cast(Optimizer, scaled))
 

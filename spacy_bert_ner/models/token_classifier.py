@@ -181,6 +181,7 @@ def set_transformer(
                     enabled=precision == "fp16", **model.attrs["grad_scaler_config"]
                 ),
                 head_lr_scale=model.attrs["head_lr_scale"],
+                layer_lr_decay=model.attrs["layer_lr_decay"],
                 quantized_from=hf_model if model.attrs["int8"] else None,
                 bf16=precision == "bf16",
                 # `auto` may pick bf16 for inference; training in it is asked for by name.

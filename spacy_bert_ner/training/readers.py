@@ -15,14 +15,18 @@ from spacy.training import Corpus, Example
 from spacy.util import registry
 
 from ..errors import BertNERError
+from .augmenters import Augmenter
 
 
 @registry.readers("spacy_bert_ner.SentenceRuns.v1")
 def create_sentence_runs_reader(
-    path: Path | None, max_words: int = 128, limit: int = 0
+    path: Path | None, max_words: int = 128, limit: int = 0, augmenter: Augmenter | None = None
 ) -> Callable[[Language], Iterator[Example]]:
     """Examples of consecutive sentences of at most `max_words` words (a longer sentence
     stands alone), read from a .spacy file of documents with sentence starts.
+
+    `augmenter` (as in `spacy.Corpus.v1`, e.g. `spacy_bert_ner.case_variants.v1`) applies to
+    each run, so a batch mixes changed and unchanged runs.
 
     `path` may be null in a config, as spaCy's `spacy.Corpus.v1` allows, so commands that
     only validate a config (`spacy assemble`, `spacy debug config`) take `--paths.train null`;
@@ -38,7 +42,11 @@ def create_sentence_runs_reader(
         for example in corpus(nlp):
             for start, end in sentence_runs(example.reference, max_words):
                 gold = example.reference[start:end].as_doc()
-                yield Example(Doc(nlp.vocab, words=[t.text for t in gold]), gold)
+                run = Example(Doc(nlp.vocab, words=[t.text for t in gold]), gold)
+                if augmenter is None:
+                    yield run
+                else:
+                    yield from augmenter(nlp, run)
 
     return read
 

@@ -38,6 +38,35 @@ def test_head_lr_scale_speeds_up_only_the_head(tiny_bert):
     assert abs(moved[50.0][1] - moved[1.0][1]) < 1e-6
 
 
+def test_layer_lr_decay_slows_each_layer_below_the_top(tiny_bert):
+    """One Adam step moves each weight by about the rate, so a parameter's largest move is
+    its learning rate: the top layer's and the head's are unchanged by the decay, each layer
+    below moves `decay` times less than the one above, the embeddings below the first."""
+    moved = {}
+    for decay in (1.0, 0.5):
+        nlp = spacy.blank("en")
+        config = {"name": str(tiny_bert), "layer_lr_decay": decay, "head_lr_scale": 10.0}
+        pipe = nlp.add_pipe("bert_ner", config={"model": config})
+        gold = Doc(nlp.vocab, words=["angela", "merkel", "met"], ents=["B-PER", "I-PER", "O"])
+        examples = [Example(Doc(nlp.vocab, words=["angela", "merkel", "met"]), gold)]
+        nlp.initialize(lambda examples=examples: examples)
+        watched = {
+            "head": pipe.hf_model.classifier.weight,
+            "top": pipe.hf_model.bert.encoder.layer[1].intermediate.dense.weight,
+            "first": pipe.hf_model.bert.encoder.layer[0].intermediate.dense.weight,
+            "embeddings": pipe.hf_model.bert.embeddings.word_embeddings.weight,
+        }
+        before = {name: weight.detach().clone() for name, weight in watched.items()}
+        nlp.update(examples, sgd=Adam(1e-3))
+        moved[decay] = {
+            name: (weight - before[name]).abs().max().item() for name, weight in watched.items()
+        }
+    ratios = {name: moved[0.5][name] / moved[1.0][name] for name in moved[1.0]}
+    assert ratios == pytest.approx(
+        {"head": 1.0, "top": 1.0, "first": 0.5, "embeddings": 0.25}, rel=0.05
+    )
+
+
 def test_int8_predicts_and_refuses_training(tiny_bert):
     nlp = spacy.blank("en")
     pipe = nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert), "int8": True}})

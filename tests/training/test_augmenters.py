@@ -1,0 +1,78 @@
+"""Case augmentation: the changed copies keep their annotations, at the asked-for rates."""
+
+import random
+
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+from spacy.util import registry
+
+from spacy_bert_ner.errors import BertNERError
+from spacy_bert_ner.training.augmenters import create_case_augmenter
+
+WORDS = ["Angela", "Merkel", "visited", "Paris", ".", "She", "left", "."]
+ENTS = ["B-PER", "I-PER", "O", "B-LOC", "O", "O", "O", "O"]
+STARTS = [True, False, False, False, False, True, False, False]
+
+
+def example(nlp: spacy.Language) -> Example:
+    gold = Doc(nlp.vocab, words=WORDS, ents=ENTS, sent_starts=STARTS)
+    return Example(Doc(nlp.vocab, words=WORDS), gold)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ({"lower": 1.0}, ["angela", "merkel", "visited", "paris", ".", "she", "left", "."]),
+        ({"upper": 1.0}, ["ANGELA", "MERKEL", "VISITED", "PARIS", ".", "SHE", "LEFT", "."]),
+        ({"title": 1.0}, ["Angela", "Merkel", "Visited", "Paris", ".", "She", "Left", "."]),
+        ({}, WORDS),
+    ],
+)
+def test_a_variant_changes_the_text_and_keeps_entities_and_sentences(setting, expected):
+    nlp = spacy.blank("en")
+    (changed,) = create_case_augmenter(**setting)(nlp, example(nlp))
+    assert [t.text for t in changed.predicted] == expected
+    assert [t.text for t in changed.reference] == expected
+    assert [(e.start, e.end, e.label_) for e in changed.reference.ents] == [
+        (0, 2, "PER"),
+        (3, 4, "LOC"),
+    ]
+    assert [t.is_sent_start for t in changed.reference] == STARTS
+
+
+def test_each_variant_comes_at_its_rate():
+    nlp = spacy.blank("en")
+    augment = create_case_augmenter(lower=0.2, upper=0.1, title=0.3)
+    random.seed(0)
+    firsts = [next(augment(nlp, example(nlp))).predicted[2].text for _ in range(4000)]
+    shares = {word: firsts.count(word) / len(firsts) for word in set(firsts)}
+    expected = {"visited": 0.2, "VISITED": 0.1, "Visited": 0.3}
+    assert shares == pytest.approx({**expected, "visited": 0.2 + 0.4}, abs=0.03)
+
+
+@pytest.mark.parametrize("setting", [{"lower": -0.1}, {"upper": 1.5}, {"lower": 0.6, "title": 0.6}])
+def test_rates_outside_0_1_are_refused(setting):
+    with pytest.raises(BertNERError, match="case_variants.v1"):
+        create_case_augmenter(**setting)
+
+
+def test_sentence_runs_apply_the_augmenter_to_each_run(tmp_path):
+    nlp = spacy.blank("en")
+    path = tmp_path / "train.spacy"
+    DocBin(docs=[example(nlp).reference]).to_disk(path)
+    config = {
+        "corpus": {
+            "@readers": "spacy_bert_ner.SentenceRuns.v1",
+            "path": str(path),
+            "max_words": 5,
+            "augmenter": {"@augmenters": "spacy_bert_ner.case_variants.v1", "upper": 1.0},
+        }
+    }
+    runs = list(registry.resolve(config)["corpus"](nlp))
+    assert [[t.text for t in run.reference] for run in runs] == [
+        ["ANGELA", "MERKEL", "VISITED", "PARIS", "."],
+        ["SHE", "LEFT", "."],
+    ]
+    assert [e.text for e in runs[0].reference.ents] == ["ANGELA MERKEL", "PARIS"]
