@@ -43,23 +43,65 @@ def token_cross_entropy(logits: Any, targets: Any, xp: Any) -> tuple[float, Any]
     return loss, d_logits
 
 
+def token_kl(
+    logits: Any, target_log_probs: Any, columns: Any, xp: Any, rows: Any = None
+) -> tuple[float, Any]:
+    """Mean per-token KL(target || current) over the target's tags, and its gradient.
+
+    logits: (n_tokens, n_tags) of the model being trained; target_log_probs: (n_tokens,
+    n_target_tags) log-probabilities of the distribution to match; columns: the index in
+    `logits` of each target tag. The current distribution is renormalised over those
+    columns, so tags the target does not know get no gradient. rows: a boolean mask of the
+    tokens in the mean (all when None); the others get no gradient.
+    """
+    log_p = log_softmax(logits[:, columns], xp)
+    q = xp.exp(target_log_probs)
+    per_token = (q * (target_log_probs - log_p)).sum(axis=1)
+    d_columns = xp.exp(log_p) - q
+    if rows is not None:
+        per_token = per_token[rows]
+        d_columns[~rows] = 0.0
+    n_tokens = max(len(per_token), 1)
+    d_logits = xp.zeros_like(logits)
+    d_logits[:, columns] = d_columns / n_tokens
+    return float(per_token.sum()) / n_tokens, d_logits
+
+
 def rehearsal_kl(logits: Any, tutor_logits: Any, columns: Any, xp: Any) -> tuple[float, Any]:
     """Mean per-token KL(tutor || current) over the tutor's tags, and its gradient.
 
     logits: (n_tokens, n_tags) of the model being trained; tutor_logits: (n_tokens,
-    n_tutor_tags) of the frozen copy; columns: the index in `logits` of each tutor tag. The
-    current distribution is renormalised over those columns, so tags added since the copy was
-    made get no gradient: rehearsal keeps how the old tags share the probability without
-    teaching that a new type's tokens are something else.
+    n_tutor_tags) of the frozen copy; columns: the index in `logits` of each tutor tag. As
+    `token_kl` renormalises over those columns, tags added since the copy was made get no
+    gradient: rehearsal keeps how the old tags share the probability without teaching that
+    a new type's tokens are something else.
     """
-    log_p = log_softmax(logits[:, columns], xp)
-    log_q = log_softmax(tutor_logits, xp)
-    q = xp.exp(log_q)
-    n_tokens = max(len(logits), 1)
-    loss = float((q * (log_q - log_p)).sum()) / n_tokens
-    d_logits = xp.zeros_like(logits)
-    d_logits[:, columns] = (xp.exp(log_p) - q) / n_tokens
-    return loss, d_logits
+    return token_kl(logits, log_softmax(tutor_logits, xp), columns, xp)
+
+
+def log_probabilities(probs: Any, xp: Any) -> Any:
+    """Row-wise log of `probs` renormalised (stored teacher distributions are rounded to
+    float16, so rows sum to 1 only within ~1e-3); a zero becomes log(PROB_FLOOR), which
+    weighs exp(that) ~ 0 in `token_kl`."""
+    probs = probs.astype("float64")
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    return xp.log(xp.maximum(probs, PROB_FLOOR))
+
+
+def distillation_loss(
+    logits: Any, targets: Any, teacher_log_probs: Any, columns: Any, weight: float, xp: Any
+) -> tuple[float, Any]:
+    """(1 - weight) * `token_cross_entropy` + weight * `token_kl` from the teacher, and its
+    gradient.
+
+    Both terms are means over the same tokens, those with a known gold target: the sum is
+    then a mean over one count (`BertNER.loss_tokens`, which data-parallel training weighs
+    workers by), and weight 0 is the gold loss exactly. A token left out of the gold (a bad
+    entity skipped) is left out of the teacher's term too.
+    """
+    ce, d_ce = token_cross_entropy(logits, targets, xp)
+    kl, d_kl = token_kl(logits, teacher_log_probs, columns, xp, rows=targets != NO_TARGET)
+    return (1.0 - weight) * ce + weight * kl, (1.0 - weight) * d_ce + weight * d_kl
 
 
 def tutor_columns(tags: Sequence[str], tutor_tags: Sequence[str], name: str) -> list[int]:

@@ -5,7 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spacy_bert_ner.pipeline.losses import log_softmax, rehearsal_kl, token_cross_entropy
+from spacy_bert_ner.pipeline.losses import (
+    distillation_loss,
+    log_probabilities,
+    log_softmax,
+    rehearsal_kl,
+    token_cross_entropy,
+)
 from spacy_bert_ner.tags import NO_TARGET
 
 
@@ -53,6 +59,60 @@ def test_rehearsal_kl_is_torchs_kl_div_over_the_tutors_tags(seed):
     assert loss == pytest.approx(expected.item(), rel=1e-9)
     np.testing.assert_allclose(d_logits, torch_logits.grad.numpy(), rtol=1e-9, atol=1e-12)
     assert not d_logits[:, [2, 6]].any()  # new tags are left free
+
+
+def teacher_probs(seed: int, n_tokens: int, n_tags: int) -> np.ndarray:
+    """Averaged teacher distributions as the file stores them: float16, some exact zeros."""
+    probs = torch.softmax(torch.tensor(random_logits(seed, n_tokens, n_tags)), dim=1).numpy()
+    probs[np.random.default_rng(seed).random(probs.shape) < 0.1] = 0.0
+    return (probs / probs.sum(1, keepdims=True)).astype(np.float16)
+
+
+def torch_distillation(logits, targets, probs, columns, weight):
+    """The distillation loss written with torch's cross_entropy and kl_div; logits' grad."""
+    torch_logits = torch.tensor(logits, requires_grad=True)
+    known = torch.tensor(targets != NO_TARGET)
+    q = torch.tensor(probs.astype(np.float64))
+    q = q / q.sum(1, keepdim=True)
+    log_p = torch.log_softmax(torch_logits[:, columns], dim=1)
+    kl = F.kl_div(log_p[known], q[known], reduction="sum") / max(int(known.sum()), 1)
+    ce = F.cross_entropy(torch_logits, torch.tensor(targets), ignore_index=NO_TARGET)
+    loss = (1 - weight) * ce + weight * kl
+    loss.backward()
+    return loss.item(), torch_logits.grad.numpy()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("weight", [0.3, 1.0])
+def test_distillation_loss_is_torchs_cross_entropy_and_kl_div(seed, weight):
+    rng = np.random.default_rng(200 + seed)
+    logits = random_logits(seed, n_tokens=19, n_tags=9)
+    targets = rng.integers(0, 9, size=19)
+    targets[rng.random(19) < 0.3] = NO_TARGET
+    probs = teacher_probs(70 + seed, n_tokens=19, n_tags=7)
+    columns = np.array([0, 1, 2, 4, 5, 6, 8])  # the student's head has two tags more
+    loss, d_logits = distillation_loss(
+        logits.copy(), targets, log_probabilities(probs, np), columns, weight, np
+    )
+    expected, expected_grad = torch_distillation(logits, targets, probs, columns, weight)
+    # PROB_FLOOR: a zero teacher probability weighs 1e-12, not 0.
+    assert loss == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(d_logits, expected_grad, rtol=1e-9, atol=1e-11)
+    assert not d_logits[targets == NO_TARGET].any()  # out of the gold, out of the teacher's term
+
+
+def test_distillation_with_weight_zero_is_the_gold_loss_exactly():
+    rng = np.random.default_rng(7)
+    logits = random_logits(7, n_tokens=13, n_tags=9)
+    targets = rng.integers(0, 9, size=13)
+    targets[3] = NO_TARGET
+    probs = teacher_probs(8, n_tokens=13, n_tags=9)
+    loss, d_logits = distillation_loss(
+        logits.copy(), targets, log_probabilities(probs, np), np.arange(9), 0.0, np
+    )
+    gold_loss, gold_d_logits = token_cross_entropy(logits.copy(), targets, np)
+    assert loss == gold_loss
+    assert np.array_equal(d_logits, gold_d_logits)
 
 
 def test_log_softmax_is_torchs():
