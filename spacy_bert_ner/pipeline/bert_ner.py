@@ -40,10 +40,11 @@ from ..models.runtime import limit_threads_in_forked_children
 from ..models.token_classifier import get_hf_model
 from ..tags import NO_TARGET, TagScheme, tags_for_head
 from .gold import GoldChecker, gold_view, labels_in
-from .losses import log_softmax, rehearsal_kl, token_cross_entropy, tutor_columns
+from .losses import log_softmax, rehearsal_kl, tutor_columns
 from .scoring import SCORER
 from .serialization import bytes_to_directory, directory_to_bytes, read_cfg, write_cfg
 from .spans import DecodedDoc, decode_entities, install_extensions, write_entities
+from .teacher import gold_and_teacher_loss
 from .throughput import Throughput
 
 #: How far under the "O" logit `add_label` starts a new tag (see `models.head.head_rows`).
@@ -67,6 +68,7 @@ UNSAVED_SETTINGS = ("threshold",)
         "overwrite_ents": True,
         "on_bad_gold": "error",
         "threshold": 0.0,
+        "distill_weight": 0.5,
         "scorer": {"@scorers": SCORER},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -80,6 +82,7 @@ def make_bert_ner(
     overwrite_ents: bool,
     on_bad_gold: str,
     threshold: float,
+    distill_weight: float,
     scorer: Callable | None,
 ) -> "BertNER":
     """Create a `bert_ner` pipe.
@@ -101,6 +104,8 @@ def make_bert_ner(
     threshold: the minimum score (`span._.bert_ner_score`, 0-1) of a predicted entity; the
         tokens of one below it are O. 0 keeps every entity. Trades recall for precision;
         `spacy find-threshold PIPELINE DEV bert_ner threshold ents_f` chooses it on dev data.
+    distill_weight: w in the loss (1 - w) * gold cross-entropy + w * KL(teacher || model),
+        used only for training examples that carry teacher distributions (`pipeline.teacher`).
     """
     return BertNER(
         nlp.vocab,
@@ -111,6 +116,7 @@ def make_bert_ner(
         overwrite_ents=overwrite_ents,
         on_bad_gold=on_bad_gold,
         threshold=threshold,
+        distill_weight=distill_weight,
         scorer=scorer,
     )
 
@@ -129,11 +135,13 @@ class BertNER(TrainablePipe):
         overwrite_ents: bool = True,
         on_bad_gold: str = "error",
         threshold: float = 0.0,
+        distill_weight: float = 0.5,
         scorer: Callable | None = None,
     ) -> None:
-        # A training-time choice, not part of the trained model: kept out of the saved cfg,
-        # so a loaded pipeline takes it from its config (and its overrides).
+        # Training-time choices, not part of the trained model: kept out of the saved cfg,
+        # so a loaded pipeline takes them from its config (and its overrides).
         self._gold_checker = GoldChecker(on_bad_gold)
+        self.distill_weight = _fraction("distill_weight", distill_weight)
         install_extensions()
         limit_threads_in_forked_children()
         self.vocab = vocab
@@ -145,7 +153,7 @@ class BertNER(TrainablePipe):
             "scheme": scheme,
             "spans_key": spans_key,
             "overwrite_ents": overwrite_ents,
-            "threshold": _checked_threshold(threshold),
+            "threshold": _fraction("threshold", threshold),
             # Fitted, not configured: `calibrate` sets it on dev data and it is saved with
             # the model; 1 leaves the model's own distributions as they are.
             "temperature": 1.0,
@@ -319,11 +327,16 @@ class BertNER(TrainablePipe):
     def get_loss(
         self, examples: Iterable[Example], scores: list[Floats2d]
     ) -> tuple[float, list[Floats2d]]:
-        """Mean cross-entropy over tokens whose gold tag is known (misaligned ones are skipped)."""
+        """Mean cross-entropy over tokens whose gold tag is known (misaligned ones are skipped),
+        mixed with the KL divergence from the teachers by `distill_weight` where the examples
+        carry teacher distributions (see `teacher`)."""
+        examples = list(examples)
         xp = self.model.ops.xp
         targets = np.concatenate([self._targets(eg) for eg in examples])
         self.loss_tokens += int((targets != NO_TARGET).sum())
-        loss, d_logits = token_cross_entropy(xp.concatenate(scores), xp.asarray(targets), xp)
+        logits, gold = xp.concatenate(scores), xp.asarray(targets)
+        tags, weight = self.tag_scheme.tags, self.distill_weight
+        loss, d_logits = gold_and_teacher_loss(examples, logits, gold, tags, weight, self.name, xp)
         return loss, split_rows(d_logits, [len(s) for s in scores])
 
     def _targets(self, example: Example) -> np.ndarray:
@@ -431,7 +444,7 @@ class BertNER(TrainablePipe):
         return bytes_to_directory(bytes_data, read)
 
 
-def _checked_threshold(threshold: float) -> float:
-    if not 0.0 <= threshold <= 1.0:
-        raise BertNERError(f"bert_ner: threshold must lie between 0 and 1, not {threshold}")
-    return float(threshold)
+def _fraction(setting: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise BertNERError(f"bert_ner: {setting} must lie between 0 and 1, not {value}")
+    return float(value)

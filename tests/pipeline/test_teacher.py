@@ -1,0 +1,131 @@
+"""bert_ner's loss with teacher distributions on the examples: the distillation loss of
+`losses` over the batch, the teacher's tags mapped to the head's columns, the gold loss
+exactly at weight 0, and one-line errors for batches it cannot read."""
+
+import numpy as np
+import pytest
+import spacy
+from spacy.tokens import Doc
+from spacy.training import Example
+
+from spacy_bert_ner.errors import BertNERError
+from spacy_bert_ner.pipeline.losses import distillation_loss, log_probabilities
+from spacy_bert_ner.pipeline.teacher import TEACHER_KEY, attach_teacher
+
+from ..conftest import tiny_examples
+
+
+def tiny_pipe(tiny_bert, weight: float = 0.5):
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe(
+        "bert_ner", config={"model": {"name": str(tiny_bert)}, "distill_weight": weight}
+    )
+    examples = tiny_examples(nlp)
+    nlp.initialize(lambda: examples)
+    return pipe, examples
+
+
+def random_probs(n_tokens: int, n_tags: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(n_tags) * 0.3, size=n_tokens)
+    return probs.astype(np.float16)
+
+
+def teach(examples, tags, seed=0) -> list[np.ndarray]:
+    probs = [random_probs(len(eg.reference), len(tags), seed + i) for i, eg in enumerate(examples)]
+    for eg, p in zip(examples, probs, strict=True):
+        attach_teacher(eg.reference, tags, p)
+    return probs
+
+
+def test_get_loss_is_the_distillation_loss_over_the_batch(tiny_bert):
+    pipe, examples = tiny_pipe(tiny_bert, weight=0.3)
+    tags = pipe.tag_scheme.tags
+    probs = teach(examples, tags)
+    scores = pipe.model.predict([eg.predicted for eg in examples])
+    loss, d_scores = pipe.get_loss(examples, scores)
+
+    targets = np.concatenate([pipe._targets(eg) for eg in examples])
+    expected, expected_d = distillation_loss(
+        np.concatenate(scores),
+        targets,
+        log_probabilities(np.concatenate(probs), np),
+        np.arange(len(tags)),
+        0.3,
+        np,
+    )
+    assert loss == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(np.concatenate(d_scores), expected_d, rtol=1e-12, atol=1e-15)
+    assert pipe.loss_tokens == sum(len(eg.predicted) for eg in examples)
+
+
+def test_the_teachers_tags_are_matched_to_the_heads_by_name(tiny_bert):
+    """A teacher listing its tags in another order teaches the same thing."""
+    pipe, examples = tiny_pipe(tiny_bert)
+    tags = pipe.tag_scheme.tags
+    probs = teach(examples, tags)
+    scores = pipe.model.predict([eg.predicted for eg in examples])
+    in_order = pipe.get_loss(examples, scores)
+    for eg, p in zip(examples, probs, strict=True):
+        attach_teacher(eg.reference, tags[::-1], p[:, ::-1])
+    reversed_ = pipe.get_loss(examples, scores)
+    # float32 logits: sums over the columns in another order differ in the last bits.
+    assert reversed_[0] == pytest.approx(in_order[0], rel=1e-6)
+    np.testing.assert_allclose(
+        np.concatenate(reversed_[1]), np.concatenate(in_order[1]), rtol=1e-5, atol=1e-8
+    )
+
+
+def test_weight_zero_is_the_gold_loss_exactly_and_update_survives_spacys_copies(tiny_bert):
+    pipe, examples = tiny_pipe(tiny_bert, weight=0.0)
+    scores = pipe.model.predict([eg.predicted for eg in examples])
+    gold_loss, gold_d = pipe.get_loss(examples, scores)
+    teach(examples, pipe.tag_scheme.tags)
+    loss, d_scores = pipe.get_loss(examples, scores)
+    assert loss == gold_loss
+    assert all(np.array_equal(a, b) for a, b in zip(d_scores, gold_d, strict=True))
+    # Language.update copies every example; the distributions travel with the copy.
+    assert all(TEACHER_KEY in eg.copy().reference.user_data for eg in examples)
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5])
+def test_distill_weight_outside_zero_one_is_refused(tiny_bert, weight):
+    nlp = spacy.blank("en")
+    with pytest.raises(BertNERError, match="distill_weight must lie between 0 and 1"):
+        nlp.add_pipe(
+            "bert_ner", config={"model": {"name": str(tiny_bert)}, "distill_weight": weight}
+        )
+
+
+def test_a_batch_mixing_examples_with_and_without_teachers_is_refused(tiny_bert):
+    pipe, examples = tiny_pipe(tiny_bert)
+    teach(examples[:2], pipe.tag_scheme.tags)
+    scores = pipe.model.predict([eg.predicted for eg in examples])
+    with pytest.raises(BertNERError, match="'paris and berlin met merkel' has no teacher"):
+        pipe.get_loss(examples, scores)
+
+
+def test_a_teacher_tag_the_head_lacks_is_refused(tiny_bert):
+    pipe, examples = tiny_pipe(tiny_bert)
+    tags = [*pipe.tag_scheme.tags, "B-FOOD"]
+    teach(examples, tags)
+    scores = pipe.model.predict([eg.predicted for eg in examples])
+    with pytest.raises(BertNERError, match=r"lost the tags \['B-FOOD'\]"):
+        pipe.get_loss(examples, scores)
+
+
+def test_teacher_rows_for_other_tokens_than_the_predicted_docs_are_refused(tiny_bert):
+    pipe, _ = tiny_pipe(tiny_bert)
+    vocab = pipe.vocab
+    reference = Doc(vocab, words=["the", "of", "and"], ents=["O", "O", "O"])
+    example = Example(Doc(vocab, words=["the of", "and"]), reference)  # same text, 2 tokens
+    teach([example], pipe.tag_scheme.tags)
+    scores = pipe.model.predict([example.predicted])
+    with pytest.raises(BertNERError, match="cover 3 tokens, its predicted doc has 2"):
+        pipe.get_loss([example], scores)
+
+
+def test_attach_refuses_rows_that_do_not_fit_the_doc(tiny_bert):
+    doc = Doc(spacy.blank("en").vocab, words=["the", "of"])
+    with pytest.raises(BertNERError, match=r"shape \(3, 2\) for a doc of 2 tokens and 2 tags"):
+        attach_teacher(doc, ["O", "B-PER"], np.zeros((3, 2)))
