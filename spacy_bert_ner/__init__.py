@@ -2,7 +2,7 @@
 
 Importing the package registers the `bert_ner` factory, the
 `spacy_bert_ner.TokenClassifier.v1` and `spacy_bert_ner.ListenerTokenClassifier.v1`
-architectures with the `first_piece.v1` pooling (and the reader, scorer, MiniLM name,
+architectures with the `first_piece.v1` pooling (and the readers, scorer, MiniLM name,
 continual-training callbacks and training loggers the configs use); spaCy also finds each
 through the package's entry points without this import. Importing changes no process-wide
 state. `replace_lone_surrogates` replaces the lone surrogates that spaCy's tokenizer
@@ -15,12 +15,13 @@ from .pipeline.scoring import make_scorer
 from .text import replace_lone_surrogates
 from .training.callbacks import make_add_labels, make_rehearsal
 from .training.loggers import make_training_logger
-from .training.readers import create_sentence_runs_reader
+from .training.readers import create_sentence_runs_reader, create_teacher_runs_reader
 
 __all__ = [
     "BertNER",
     "build_token_classifier",
     "create_sentence_runs_reader",
+    "create_teacher_runs_reader",
     "make_add_labels",
     "make_bert_ner",
     "make_rehearsal",

@@ -106,6 +106,18 @@ BAD_FILES = {
         ["evaluate", "pipeline", "good.conll", "-o", "out_dir"],
         "out_dir: is a directory",
     ),
+    "teacher-distributions: teacher not a pipeline": (
+        ["teacher-distributions", "a_file", "--corpus", "good.conll.spacy", "-o", "t.msgpack"],
+        "a_file: a teacher must be a pipeline directory",
+    ),
+    "teacher-distributions: damaged corpus": (
+        ["teacher-distributions", "pipeline", "--corpus", "damaged.spacy", "-o", "t.msgpack"],
+        "damaged.spacy: not a .spacy (DocBin) file",
+    ),
+    "teacher-distributions: not a distributions file": (
+        ["teacher-distributions", "pipeline", "--corpus", "good.conll.spacy", "-o", "a_file"],
+        "a_file: cannot read teacher distributions",
+    ),
 }
 
 

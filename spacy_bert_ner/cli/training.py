@@ -1,5 +1,6 @@
 """Commands that fit weights: `train` (one process, or data-parallel on Ray Train), `tune`,
-`continual`, `active-learning`, and `calibrate` (one temperature per bert_ner)."""
+`continual`, `active-learning`, `calibrate` (one temperature per bert_ner), and
+`teacher-distributions` (what a distilled student learns from)."""
 
 from pathlib import Path
 
@@ -185,3 +186,22 @@ def calibrate(
     if objective not in Objective.__members__:
         raise BertNERError(f"--objective: {objective!r} is not one of {', '.join(Objective)}")
     calibrate_pipeline(model, dev_path, output, gpu_id, Objective(objective))
+
+
+@app.command("teacher-distributions")
+def teacher_distributions(
+    teachers: list[Path] = typer.Argument(..., help="Trained pipeline directories to average"),
+    corpus: Path = typer.Option(..., "--corpus", help=".spacy training corpus (documents)"),
+    output: Path = typer.Option(..., "--output", "-o", help="msgpack file, keyed by document"),
+    limit: int = typer.Option(0, "--limit", help="Documents of the corpus (0: all)"),
+    docs_per_batch: int = typer.Option(16, "--docs-per-batch", help="Documents per predict"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    """Write the teachers' averaged tag distributions for every token of the corpus, for
+    spacy_bert_ner.TeacherRuns.v1; a rerun with the same teachers predicts only the documents
+    the file lacks, one made by other teachers is replaced."""
+    from ..training.distill import compute_teacher_distributions
+
+    compute_teacher_distributions(
+        teachers, corpus, output, limit=limit, docs_per_batch=docs_per_batch, gpu_id=gpu_id
+    )
