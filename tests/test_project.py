@@ -15,6 +15,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from spacy.tokens import DocBin
+from spacy.vocab import Vocab
+from thinc.api import Config
+
+from spacy_bert_ner.training.distill import document_key, read_teacher_distributions
 
 ROOT = Path(__file__).resolve().parents[1]
 CONLL_FILES = ("eng.train", "eng.testa", "eng.testb")
@@ -214,3 +219,41 @@ def test_project_run_multitask_offline(project: Path, tiny_bert: Path) -> None:
     assert 0.0 <= metrics["conlleval"]["f1"] <= 1.0 and metrics["conlleval"]["support"] > 0
     assert 0.0 <= metrics["tag_acc"] <= 1.0  # reported: two updates teach the tagger little
     assert (project / "metrics" / "multitask.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_project_run_distill_offline(project: Path, tiny_bert: Path) -> None:
+    """The `distill` workflow on the slices with the tiny BERT: two teachers (seeds 1 and 2),
+    their averaged distributions for train, a student trained on them, scored on test; a
+    second run changes nothing, and a teacher removed is the only one trained again."""
+    run_distill = [
+        sys.executable, "-m", "spacy", "project", "run", "distill", str(project),
+        "--vars.model_name", str(tiny_bert),
+        "--vars.max_steps", "2",
+        "--vars.eval_frequency", "2",
+        "--vars.distill_teachers", "2",
+    ]  # fmt: skip
+    result = run(run_distill, cwd=project)
+    assert "teachers to train (seeds): 1 2" in result.stdout
+    teachers = project / "training" / "teachers"
+    for seed in (1, 2):
+        config = Config().from_disk(teachers / f"seed-{seed}" / "model-best" / "config.cfg")
+        assert config["system"]["seed"] == seed
+    distributions = read_teacher_distributions(project / "training" / "teachers.msgpack")
+    assert [t["path"] for t in distributions.teachers] == [
+        f"training/teachers/seed-{seed}/model-best" for seed in (1, 2)
+    ]
+    train_docs = DocBin().from_disk(project / "corpus" / "eng.train.spacy").get_docs(Vocab())
+    assert len(distributions.docs) == len({document_key(doc) for doc in train_docs}) > 0
+    student = Config().from_disk(project / "training" / "student" / "model-best" / "config.cfg")
+    assert student["corpora"]["train"]["@readers"] == "spacy_bert_ner.TeacherRuns.v1"
+    metrics = json.loads((project / "metrics" / "student.json").read_text())
+    assert 0.0 <= metrics["conlleval"]["f1"] <= 1.0 and metrics["conlleval"]["support"] > 0
+    assert (project / "metrics" / "student.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    again = run(run_distill, cwd=project).stdout
+    for command in ("distill-teachers", "distill-predict", "distill-student", "distill-evaluate"):
+        assert f"Skipping '{command}': nothing changed" in again, again
+
+    shutil.rmtree(teachers / "seed-2")
+    rerun = run(run_distill, cwd=project).stdout
+    assert "teachers to train (seeds): 2" in rerun
