@@ -82,3 +82,21 @@ def test_teacher_runs_need_a_teachers_file(tmp_path):
     registry.fill(config, validate=True)  # what `spacy assemble` and `debug config` do
     with pytest.raises(BertNERError, match=r"no teacher distributions file"):
         registry.resolve(config)
+
+
+def test_teacher_runs_keep_their_distributions_through_the_case_augmenter(teachers, tmp_path):
+    corpus = write_corpus(tmp_path / "train.spacy")
+    compute_teacher_distributions(teachers, corpus, tmp_path / "t.msgpack")
+    config = {
+        "corpus": {
+            "@readers": "spacy_bert_ner.TeacherRuns.v1",
+            "path": str(corpus),
+            "teachers": str(tmp_path / "t.msgpack"),
+            "augmenter": {"@augmenters": "spacy_bert_ner.case_variants.v1", "upper": 1.0},
+        }
+    }
+    examples = list(registry.resolve(config)["corpus"](spacy.blank("en")))
+    assert examples and all(eg.predicted.text.isupper() for eg in examples)
+    assert all(
+        len(eg.reference.user_data[TEACHER_KEY]["probs"]) == len(eg.predicted) for eg in examples
+    )
