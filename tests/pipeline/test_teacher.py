@@ -7,6 +7,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
+from thinc.api import Adam, fix_random_seed
 
 from spacy_bert_ner.errors import BertNERError
 from spacy_bert_ner.pipeline.losses import distillation_loss, log_probabilities
@@ -15,14 +16,17 @@ from spacy_bert_ner.pipeline.teacher import TEACHER_KEY, attach_teacher
 from ..conftest import tiny_examples
 
 
-def tiny_pipe(tiny_bert, weight: float = 0.5):
+def tiny_nlp(tiny_bert, weight: float = 0.5):
     nlp = spacy.blank("en")
-    pipe = nlp.add_pipe(
-        "bert_ner", config={"model": {"name": str(tiny_bert)}, "distill_weight": weight}
-    )
+    nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert)}, "distill_weight": weight})
     examples = tiny_examples(nlp)
     nlp.initialize(lambda: examples)
-    return pipe, examples
+    return nlp, examples
+
+
+def tiny_pipe(tiny_bert, weight: float = 0.5):
+    nlp, examples = tiny_nlp(tiny_bert, weight)
+    return nlp.get_pipe("bert_ner"), examples
 
 
 def random_probs(n_tokens: int, n_tags: int, seed: int) -> np.ndarray:
@@ -129,3 +133,24 @@ def test_attach_refuses_rows_that_do_not_fit_the_doc(tiny_bert):
     doc = Doc(spacy.blank("en").vocab, words=["the", "of"])
     with pytest.raises(BertNERError, match=r"shape \(3, 2\) for a doc of 2 tokens and 2 tags"):
         attach_teacher(doc, ["O", "B-PER"], np.zeros((3, 2)))
+
+
+def test_language_update_reads_the_teachers(tiny_bert):
+    """Through `Language.update` (which copies every example): at weight 1, a teacher sure of
+    the gold tags costs what the gold does, a uniform one does not."""
+    nlp, examples = tiny_nlp(tiny_bert, weight=1.0)
+    pipe = nlp.get_pipe("bert_ner")
+    tags = pipe.tag_scheme.tags
+
+    def update_loss() -> float:
+        fix_random_seed(0)  # the same dropout masks; a zero learning rate keeps the weights
+        return nlp.update(examples, sgd=Adam(0.0), losses={})["bert_ner"]
+
+    gold_loss = update_loss()
+    for eg in examples:
+        sure = np.eye(len(tags))[pipe._targets(eg)]
+        attach_teacher(eg.reference, tags, sure)
+    assert update_loss() == pytest.approx(gold_loss, rel=1e-6)
+    for eg in examples:
+        attach_teacher(eg.reference, tags, np.full((len(eg.reference), len(tags)), 1 / len(tags)))
+    assert update_loss() != pytest.approx(gold_loss, rel=1e-2)
