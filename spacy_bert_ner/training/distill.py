@@ -10,8 +10,10 @@ pipeline directories' files, so a teacher retrained in place is a new teacher. A
 by other teachers is replaced whole, with a warning: keeping it would teach the student
 what models that no longer exist predicted.
 
-Probabilities are stored as float16 (CoNLL-2003's training set: 204k tokens x 9 tags, 3.7 MB);
-the loss renormalises each row (`losses.log_probabilities`).
+A teacher's distribution is the softmax of the logits its bert_ner predicts, without the
+temperature `calibrate` may have fitted (the workflow's teachers come straight from
+training, where it is 1). Probabilities are stored as float16 (CoNLL-2003's training set:
+204k tokens x 9 tags, 3.7 MB); the loss renormalises each row (`losses.log_probabilities`).
 """
 
 import hashlib
