@@ -361,12 +361,13 @@ def test_training_killed_midway_resumes_from_its_last_saved_model(tiny_bert, tin
     resumed = spacy.load(tmp_path / "run2" / "model-last").get_pipe("bert_ner")
     assert resumed.labels == ("LOC", "PER")
     after = resumed.hf_model.classifier.weight.detach()
-    # Continued from the killed run's weights: 2 Adam steps move a head weight by about
-    # 2 x the head's peak rate at most (Adam's steps are bounded by the rate), with slack.
+    # Continued from the killed run's weights: max_steps=2 runs spaCy's steps 0, 1 and 2, and
+    # 3 Adam steps move a head weight by about 3 x the head's peak rate (a step can pass the
+    # rate a little), so 5 x leaves slack and is still far below a freshly initialised head.
     head_rate = (
         config["training"]["optimizer"]["learn_rate"]["initial_rate"] * config_head_lr_scale()
     )
-    assert 0 < (after - before).abs().max() < 3 * head_rate
+    assert 0 < (after - before).abs().max() < 5 * head_rate
 
 
 def config_head_lr_scale() -> float:
