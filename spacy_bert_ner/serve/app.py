@@ -16,33 +16,23 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any, Literal, cast
+from typing import Any, cast
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.requests import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from spacy.tokens import Doc
 
 from ..about import __version__
-from ..annotate.records import dumps, make_record
-from .batcher import Annotated
+from ..annotate.records import dumps
+from .entities import Format, answer
 from .gate import Gate
 from .schemas import EntitiesRequest, EntitiesResponse
 from .service import EntityService
-from .settings import ServiceSettings
 
 NDJSON = "application/x-ndjson"
-
-
-def timing_headers(results: Sequence[Annotated]) -> dict[str, str]:
-    """`x-queue-time` and `x-inference-time` in seconds: the longest of the request's texts
-    (a request waits for its last text)."""
-    queued = max((r.queued_s for r in results), default=0.0)
-    inference = max((r.inference_s for r in results), default=0.0)
-    return {"x-queue-time": f"{queued:.4f}", "x-inference-time": f"{inference:.4f}"}
 
 
 def build_app(
@@ -57,9 +47,9 @@ def build_app(
     The model is fixed here: no request can name a path or load code. With `api_key`,
     `/v1/*` needs `Authorization: Bearer <api_key>` (401 otherwise). CORS stays off unless
     `cors_origins` names the origins allowed. `POST /v1/entities` with an NDJSON body goes to
-    the bulk stream (`bulk`) before FastAPI reads the body.
+    the bulk stream (`bulk`) before FastAPI reads the body, and one with a plainly valid JSON
+    body is answered without FastAPI (`entities.plain_json`).
     """
-    settings = service.settings
     api = FastAPI(
         title="spacy-bert-ner",
         version=__version__,
@@ -103,9 +93,7 @@ def build_app(
             }
         },
     )
-    async def entities(
-        body: EntitiesRequest, format: Literal["records", "displacy"] = "records"
-    ) -> Response:
+    async def entities(body: EntitiesRequest, format: Format = "records") -> Response:
         """The entities of each document (or text), in request order.
 
         `format=displacy` gives displaCy's manual format instead (`text`, `ents` with
@@ -113,35 +101,7 @@ def build_app(
         manual=True)` and the demo page draw. Headers `x-queue-time` and `x-inference-time`
         say how long the texts waited for a batch and how long their batch took (seconds).
         """
-        values = body.as_values()
-        check_limits(values, settings)
-        with service.holding():
-            records = [
-                make_record(line, value, "text", "id") for line, value in enumerate(values, 1)
-            ]
-            # The schema has made every text a string and every id a string or integer.
-            results = await service.batcher.annotate([cast(str, r.text) for r in records])
-        failed = [
-            f"{record.id}: {type(result.doc).__name__}: {result.doc}"
-            for record, result in zip(records, results, strict=True)
-            if isinstance(result.doc, Exception)
-        ]
-        if failed:
-            raise HTTPException(500, detail=f"the pipeline failed on {'; '.join(failed)}")
-        docs = [cast(Doc, result.doc) for result in results]
-        headers = timing_headers(results)
-        annotator = service.annotator
-        if format == "displacy":
-            shown = [annotator.displacy(r, d) for r, d in zip(records, docs, strict=True)]
-            return Response(
-                dumps({"results": shown}), media_type="application/json", headers=headers
-            )
-        lines = [
-            annotator.record_line(record, doc).rstrip("\n")
-            for record, doc in zip(records, docs, strict=True)
-        ]
-        body_text = '{"results":[' + ",".join(lines) + "]}"
-        return Response(body_text, media_type="application/json", headers=headers)
+        return await answer(service, body.as_values(), format)
 
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -198,18 +158,3 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(item) for item in value]
     return value
-
-
-def check_limits(values: Sequence[dict[str, Any]], settings: ServiceSettings) -> None:
-    """413 for a request over the limits, before any model work."""
-    if len(values) > settings.max_texts:
-        raise HTTPException(
-            413, detail=f"{len(values)} texts in one request; the limit is {settings.max_texts}"
-        )
-    for index, value in enumerate(values):
-        if len(value["text"]) > settings.max_chars:
-            raise HTTPException(
-                413,
-                detail=f"text {index} has {len(value['text'])} characters; the limit is "
-                f"{settings.max_chars}",
-            )

@@ -1,7 +1,8 @@
-"""What every request passes before the routes: the API key, the NDJSON bulk switch, and the
-request metrics. A plain ASGI middleware rather than Starlette's `BaseHTTPMiddleware`, which
-wraps each request in extra tasks and streams: with single-sentence requests on a small
-machine that wrapping is a visible share of each request.
+"""What every request passes before the routes: the API key, the switches of `POST
+/v1/entities` (an NDJSON body to the bulk stream, a JSON one to the path that skips FastAPI's
+layers), and the request metrics. A plain ASGI middleware rather than Starlette's
+`BaseHTTPMiddleware`, which wraps each request in extra tasks and streams: with
+single-sentence requests on a small machine that wrapping is a visible share of each request.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .bulk import bulk
+from .entities import plain_json
 from .service import EntityService
 
 #: Paths anyone may read even when an API key is set: probes, the demo page, the API docs.
 OPEN_PATHS = ("/", "/healthz", "/readyz", "/docs", "/openapi.json")
 NDJSON = b"application/x-ndjson"
+JSON = b"application/json"
 
 
 def header(scope: Scope, name: bytes) -> bytes:
@@ -29,8 +32,8 @@ def header(scope: Scope, name: bytes) -> bytes:
 
 class Gate:
     """ASGI middleware: 401 without the key on `/v1/*` (compared in constant time), an NDJSON
-    `POST /v1/entities` handed to `bulk`, and each answer's status and latency counted when
-    the service keeps metrics."""
+    `POST /v1/entities` handed to `bulk` and a JSON one to `plain_json`, and each answer's
+    status and latency counted when the service keeps metrics."""
 
     def __init__(self, app: ASGIApp, service: EntityService, api_key: str | None) -> None:
         self.app = app
@@ -70,8 +73,12 @@ class Gate:
                 )
                 await refusal(scope, receive, send)
                 return
-        content_type = header(scope, b"content-type").split(b";")[0].strip().lower()
-        if path == "/v1/entities" and scope["method"] == "POST" and content_type == NDJSON:
-            await bulk(self.service, scope, receive, send)
-            return
+        if path == "/v1/entities" and scope["method"] == "POST":
+            content_type = header(scope, b"content-type").split(b";")[0].strip().lower()
+            if content_type == NDJSON:
+                await bulk(self.service, scope, receive, send)
+                return
+            if content_type == JSON:
+                await plain_json(self.service, self.app, scope, receive, send)
+                return
         await self.app(scope, receive, send)
