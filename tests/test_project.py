@@ -83,17 +83,42 @@ def project(tmp_path: Path, data_dir: Path) -> Path:
     return project
 
 
+def project_run(workflow: str, project: Path, **variables: object) -> str:
+    """`spacy project run <workflow>` in `project`, each keyword a `--vars.<name>` override;
+    its standard output."""
+    args = [sys.executable, "-m", "spacy", "project", "run", workflow, str(project)]
+    for name, value in variables.items():
+        args += [f"--vars.{name}", str(value)]
+    return run(args, cwd=project).stdout
+
+
+def with_encoder(project: Path, config: str, component: str, encoder: Path) -> str:
+    """A copy of `configs/<config>` whose `component` loads `encoder` instead of the embedded
+    MiniLM, written beside it; its path in the project."""
+    text = (project / "configs" / config).read_text()
+    embedded = f'[components.{component}.model.name]\n@misc = "spacy_bert_ner.minilm.v1"\n'
+    assert embedded in text, f"{config} no longer embeds MiniLM in {component}"
+    model = f"[components.{component}.model]\n"
+    text = text.replace(embedded, "").replace(model, f'{model}name = "{encoder}"\n')
+    copy = f"configs/tiny_{config}"
+    (project / copy).write_text(text)
+    return copy
+
+
+def is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_project_run_all_offline_and_the_packaged_wheel(project: Path, tiny_bert: Path) -> None:
-    run_all = [
-        sys.executable, "-m", "spacy", "project", "run", "all", str(project),
-        "--vars.model_name", str(tiny_bert),
-        "--vars.max_steps", "4",
-        "--vars.eval_frequency", "2",
-        "--vars.package_name", PACKAGE_NAME,
-        "--vars.package_version", PACKAGE_VERSION,
-    ]  # fmt: skip
-    result = run(run_all, cwd=project)
-    assert f"--components.bert_ner.model.name {tiny_bert}" in result.stdout  # the override
+    variables = {
+        "model_name": tiny_bert,
+        "max_steps": 4,
+        "eval_frequency": 2,
+        "package_name": PACKAGE_NAME,
+        "package_version": PACKAGE_VERSION,
+    }
+    output = project_run("all", project, **variables)
+    assert f"--components.bert_ner.model.name {tiny_bert}" in output  # the override
 
     for name in CONLL_FILES:
         assert (project / "corpus" / f"{name}.spacy").stat().st_size > 0
@@ -106,7 +131,7 @@ def test_project_run_all_offline_and_the_packaged_wheel(project: Path, tiny_bert
         assert {"precision", "recall", "f1"} <= set(metrics[mode]), mode
         assert 0.0 <= metrics[mode]["f1"] <= 1.0
     assert metrics["conlleval"]["support"] > 0 and metrics["n_docs"] > 0
-    assert (project / "metrics" / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert is_png(project / "metrics" / "scores.png")
     assert "<html" in (project / "metrics" / "errors.html").read_text().lower()
 
     package_dir = project / "packages" / f"{PACKAGE}-{PACKAGE_VERSION}"
@@ -118,7 +143,7 @@ def test_project_run_all_offline_and_the_packaged_wheel(project: Path, tiny_bert
     assert any("spacy-bert-ner" in line for line in requires), requires
 
     # Nothing changed: every step is skipped on a second run.
-    again = run(run_all, cwd=project).stdout
+    again = project_run("all", project, **variables)
     for command in ("convert", "train", "evaluate", "package"):
         assert f"Skipping '{command}': nothing changed" in again, again
 
@@ -142,15 +167,15 @@ def test_project_run_all_offline_and_the_packaged_wheel(project: Path, tiny_bert
 def test_project_run_continual_offline(project: Path, tiny_bert: Path) -> None:
     """The `continual` workflow on the slices: base model without MISC, then the three
     continuations taught MISC from a handful of sentences, scored on the test slice."""
-    run_continual = [
-        sys.executable, "-m", "spacy", "project", "run", "continual", str(project),
-        "--vars.model_name", str(tiny_bert),
-        "--vars.max_steps", "2",
-        "--vars.eval_frequency", "2",
-        "--vars.n_new", "4",
-        "--vars.continual_epochs", "1",
-    ]  # fmt: skip
-    run(run_continual, cwd=project)
+    project_run(
+        "continual",
+        project,
+        model_name=tiny_bert,
+        max_steps=2,
+        eval_frequency=2,
+        n_new=4,
+        continual_epochs=1,
+    )
     for name in ("old-train", "old-dev", "new-train"):
         assert (project / "corpus" / "continual" / f"{name}.spacy").stat().st_size > 0
     metrics = json.loads((project / "metrics" / "continual.json").read_text())
@@ -165,75 +190,59 @@ def test_project_run_continual_offline(project: Path, tiny_bert: Path) -> None:
             assert result["train_seconds"] > 0 and result["steps"] >= 1, name
     assert models["base"]["new_f1"] == 0.0
     assert models["rehearsal+pseudo"]["pseudo_label_seconds"] > 0
-    assert (project / "metrics" / "continual.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert is_png(project / "metrics" / "continual.png")
 
 
 def test_project_run_active_learning_offline(project: Path, tiny_encoder: Path) -> None:
     """The `active-learning` workflow on the slices, with cpu.cfg's encoder swapped for the
     tiny one: a base model, then each chain's rounds, scored on dev, with its plot."""
-    config = (project / "configs" / "cpu.cfg").read_text()
-    config = config.replace(
-        '[components.bert_ner.model.name]\n@misc = "spacy_bert_ner.minilm.v1"\n', ""
-    ).replace(
-        "[components.bert_ner.model]\n", f'[components.bert_ner.model]\nname = "{tiny_encoder}"\n'
+    project_run(
+        "active-learning",
+        project,
+        config=with_encoder(project, "cpu.cfg", "bert_ner", tiny_encoder),
+        al_seed_sentences=6,
+        al_rounds=2,
+        al_per_round=3,
+        al_random_seeds=1,
     )
-    (project / "configs" / "tiny.cfg").write_text(config)
-    run_active_learning = [
-        sys.executable, "-m", "spacy", "project", "run", "active-learning", str(project),
-        "--vars.config", "configs/tiny.cfg",
-        "--vars.al_seed_sentences", "6",
-        "--vars.al_rounds", "2",
-        "--vars.al_per_round", "3",
-        "--vars.al_random_seeds", "1",
-    ]  # fmt: skip
-    run(run_active_learning, cwd=project)
     metrics = json.loads((project / "metrics" / "active-learning.json").read_text())
     assert [c["strategy"] for c in metrics["chains"]] == ["uncertainty", "random"]
     assert all(c["added"] == [0, 3, 6] for c in metrics["chains"])
     assert metrics["settings"]["seed_sentences"] == 6
-    assert (project / "metrics" / "active-learning.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert is_png(project / "metrics" / "active-learning.png")
 
 
 def test_project_run_multitask_offline(project: Path, tiny_bert: Path) -> None:
     """The `multitask` workflow on the slices, with cpu_multitask.cfg's encoder swapped for the
     tiny BERT: one transformer, a tagger learning CoNLL's POS column and bert_ner; the metrics
     hold seqeval's entity scores and the tag accuracy."""
-    config = (project / "configs" / "cpu_multitask.cfg").read_text()
-    config = config.replace(
-        '[components.transformer.model.name]\n@misc = "spacy_bert_ner.minilm.v1"\n', ""
-    ).replace(
-        "[components.transformer.model]\n",
-        f'[components.transformer.model]\nname = "{tiny_bert}"\n',
+    project_run(
+        "multitask",
+        project,
+        multitask_config=with_encoder(project, "cpu_multitask.cfg", "transformer", tiny_bert),
+        max_steps=2,
+        eval_frequency=2,
     )
-    (project / "configs" / "tiny_multitask.cfg").write_text(config)
-    run_multitask = [
-        sys.executable, "-m", "spacy", "project", "run", "multitask", str(project),
-        "--vars.multitask_config", "configs/tiny_multitask.cfg",
-        "--vars.max_steps", "2",
-        "--vars.eval_frequency", "2",
-    ]  # fmt: skip
-    run(run_multitask, cwd=project)
     model_best = project / "training" / "multitask" / "model-best"
     assert (model_best / "config.cfg").is_file()
     metrics = json.loads((project / "metrics" / "multitask.json").read_text())
     assert 0.0 <= metrics["conlleval"]["f1"] <= 1.0 and metrics["conlleval"]["support"] > 0
     assert 0.0 <= metrics["tag_acc"] <= 1.0  # reported: two updates teach the tagger little
-    assert (project / "metrics" / "multitask.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert is_png(project / "metrics" / "multitask.png")
 
 
 def test_project_run_distill_offline(project: Path, tiny_bert: Path) -> None:
     """The `distill` workflow on the slices with the tiny BERT: two teachers (seeds 1 and 2),
     their averaged distributions for train, a student trained on them, scored on test; a
     second run changes nothing, and a teacher removed is the only one trained again."""
-    run_distill = [
-        sys.executable, "-m", "spacy", "project", "run", "distill", str(project),
-        "--vars.model_name", str(tiny_bert),
-        "--vars.max_steps", "2",
-        "--vars.eval_frequency", "2",
-        "--vars.distill_teachers", "2",
-    ]  # fmt: skip
-    result = run(run_distill, cwd=project)
-    assert "teachers to train (seeds): 1 2" in result.stdout
+    variables = {
+        "model_name": tiny_bert,
+        "max_steps": 2,
+        "eval_frequency": 2,
+        "distill_teachers": 2,
+    }
+    output = project_run("distill", project, **variables)
+    assert "teachers to train (seeds): 1 2" in output
     teachers = project / "training" / "teachers"
     for seed in (1, 2):
         config = Config().from_disk(teachers / f"seed-{seed}" / "model-best" / "config.cfg")
@@ -248,12 +257,12 @@ def test_project_run_distill_offline(project: Path, tiny_bert: Path) -> None:
     assert student["corpora"]["train"]["@readers"] == "spacy_bert_ner.TeacherRuns.v1"
     metrics = json.loads((project / "metrics" / "student.json").read_text())
     assert 0.0 <= metrics["conlleval"]["f1"] <= 1.0 and metrics["conlleval"]["support"] > 0
-    assert (project / "metrics" / "student.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert is_png(project / "metrics" / "student.png")
 
-    again = run(run_distill, cwd=project).stdout
+    again = project_run("distill", project, **variables)
     for command in ("distill-teachers", "distill-predict", "distill-student", "distill-evaluate"):
         assert f"Skipping '{command}': nothing changed" in again, again
 
     shutil.rmtree(teachers / "seed-2")
-    rerun = run(run_distill, cwd=project).stdout
+    rerun = project_run("distill", project, **variables)
     assert "teachers to train (seeds): 2" in rerun
