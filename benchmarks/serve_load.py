@@ -55,6 +55,7 @@ class Level:
     clients: int
     runs: list[WrkRun] = field(default_factory=list)
     peak_rss_mib: float = 0.0
+    texts_per_batch: float | None = None  # the local engine's own count, over the level
 
     def median(self, figure: str) -> float:
         return statistics.median(getattr(run, figure) for run in self.runs)
@@ -120,12 +121,20 @@ def ready(url: str) -> bool:
 
 
 def run_levels(
-    system: str, url: str, script: Path, server: psutil.Process, args: argparse.Namespace
+    system: str,
+    url: str,
+    script: Path,
+    server: psutil.Process,
+    args: argparse.Namespace,
+    metrics_url: str | None,
 ) -> list[Level]:
+    """Each level's runs; with `metrics_url` (the local engine's /metrics), the mean batch
+    size over the level."""
     run_wrk(url, script, 8, 2, args.timeout)  # warm-up: connections, first batches
     levels = []
     for clients in args.levels:
         level = Level(system, clients)
+        before = batch_totals(metrics_url) if metrics_url else None
         with Sampler(lambda: tree_rss_mib(server), interval=0.5) as rss:
             for _ in range(args.runs):
                 level.runs.append(run_wrk(url, script, clients, args.seconds, args.timeout))
@@ -133,9 +142,13 @@ def run_levels(
                 # are let through before the next run, which would meet them as a queue.
                 time.sleep(args.pause)
         level.peak_rss_mib = rss.peak
+        if metrics_url and before:
+            texts, batches = (a - b for a, b in zip(batch_totals(metrics_url), before, strict=True))
+            level.texts_per_batch = texts / batches if batches else None
         print(
             f"[{system}] {clients} clients: {level.median('ok'):.0f} ok per run, "
-            f"p50 {level.median('p50_ms'):.1f} ms, {level.problems()}",
+            f"p50 {level.median('p50_ms'):.1f} ms, {level.problems()}, "
+            f"{level.texts_per_batch or 0:.1f} texts per batch",
             flush=True,
         )
         levels.append(level)
@@ -172,20 +185,18 @@ def bulk_request(url: str, sents: Sentences, n_docs: int, server: psutil.Process
     )
 
 
-def mean_batch_size(base_url: str) -> str:
-    """The local engine's own figure for the batches it ran (its /metrics)."""
+def batch_totals(metrics_url: str) -> tuple[float, float]:
+    """Texts and batches the local engine has run so far (its /metrics)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    text = httpx.get(metrics_url, timeout=10).text
     values = {
         sample.name: sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
         if sample.name in ("bert_ner_batch_size_sum", "bert_ner_batch_size_count")
     }
-    count = values.get("bert_ner_batch_size_count", 0)
-    total = values.get("bert_ner_batch_size_sum", 0)
-    return f"{total / count:.1f} texts per batch over {count:.0f} batches" if count else "none"
+    return values.get("bert_ner_batch_size_sum", 0.0), values.get("bert_ner_batch_size_count", 0.0)
 
 
 def offline_ceiling(pipeline: Path, sents: Sentences, batch: int) -> tuple[float, float]:
@@ -235,10 +246,12 @@ def print_results(
             [level.system, level.clients, f"{level.median('ok') / level.median('seconds'):.0f}"]
             + [f"{words_per_s:.0f}", ratio(words_per_s, ceiling), f"{level.median('p50_ms'):.1f}"]
             + [f"{level.median('p99_ms'):.1f}", level.problems(), f"{level.peak_rss_mib:.0f}"]
+            + [f"{level.texts_per_batch:.1f}" if level.texts_per_batch else None]
         )
-    rows.append(["offline nlp.pipe", None, None, f"{ceiling:.0f}", "1.00", None, None, None, None])
+    offline = ["offline nlp.pipe", None, None, f"{ceiling:.0f}", "1.00", None, None, None, None]
+    rows.append([*offline, None])
     header = ["system", "clients", "requests/s", "words/s", "x offline", "p50 ms", "p99 ms"]
-    print_table([*header, "not 200 (all runs)", "RSS MiB"], rows)
+    print_table([*header, "not 200 (all runs)", "RSS MiB", "texts/batch"], rows)
     print()
     one = single_s * 1000
     by = {(level.system, level.clients): level for level in levels}
@@ -334,10 +347,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             base = urljoin(url, "/")
             ready_url = urljoin(base, "healthz" if system == "handmade" else "readyz")
             try:
+                metrics_url = None if system == "handmade" or engine == "ray" else base + "metrics"
                 with running(command, ready_url, tmp / f"{system}.log", **env) as server:
-                    levels += run_levels(system, url, script, server, args)
-                    if engine == "local" and system != "handmade":
-                        print(f"[{system}] {mean_batch_size(base.rstrip('/'))}", flush=True)
+                    levels += run_levels(system, url, script, server, args, metrics_url)
                     if system == "local" and args.bulk_docs:
                         bulk = bulk_request(url, sents, args.bulk_docs, server, tmp)
                         print(bulk, flush=True)

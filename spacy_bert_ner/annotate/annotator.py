@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import spacy
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 
 from ..about import __version__
 from ..models.model_api import describe_model
-from ..pipeline.loading import bert_ner_pipes, load_pipeline
+from ..pipeline.loading import bert_ner_pipes, entity_getter, load_pipeline
 from .progress import Done, FirstLines, triage
 from .records import (
     ANNOTATED,
@@ -69,16 +69,6 @@ def word_budget_groups(texts: Sequence[str], budget: int) -> list[list[int]]:
         groups[-1].append(index)
         words += n_words
     return groups
-
-
-def entity_getter(nlp: Language) -> Callable[[Doc], Sequence[Span]]:
-    """Where the pipeline's entities are: `doc.ents`, or the `bert_ner` pipe's `spans_key`."""
-    keys = {pipe.cfg["spans_key"] for _, pipe in bert_ner_pipes(nlp)}
-    keys.discard(None)
-    if len(keys) == 1:
-        key = keys.pop()
-        return lambda doc: sorted(doc.spans.get(key, []))
-    return lambda doc: doc.ents
 
 
 class Annotator:

@@ -20,7 +20,7 @@ from wasabi import msg
 from ..conll import load_gold_docs
 from ..errors import BertNERError
 from ..io import write_json
-from ..pipeline.loading import load_pipeline
+from ..pipeline.loading import entity_getter, load_pipeline
 from .errors_page import write_error_page
 from .plots import plot_metrics
 from .scores import entity_confusion, print_report, score_docs
@@ -40,9 +40,15 @@ def unannotated_copy(nlp: spacy.Language, gold: Doc) -> Doc:
 
 
 def predict_on_gold(nlp: spacy.Language, gold_docs: Sequence[Doc]) -> list[Doc]:
-    """The pipeline's predictions on copies of the gold docs' own tokens, in order."""
+    """The pipeline's predictions on copies of the gold docs' own tokens, in order, as
+    `doc.ents` wherever the pipeline writes them: a `bert_ner` with a `spans_key` writes
+    `doc.spans`, and the gold's entities, which every score compares with, are `doc.ents`."""
+    entities = entity_getter(nlp)
     inputs = (unannotated_copy(nlp, gold) for gold in gold_docs)
-    return list(tqdm(nlp.pipe(inputs), total=len(gold_docs), unit="doc", desc="predicting"))
+    predicted = list(tqdm(nlp.pipe(inputs), total=len(gold_docs), unit="doc", desc="predicting"))
+    for doc in predicted:
+        doc.ents = entities(doc)
+    return predicted
 
 
 def evaluate_pipeline(

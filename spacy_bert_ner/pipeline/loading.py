@@ -5,10 +5,12 @@ One place turns a missing model or an unusable GPU into a one-line `BertNERError
 spaCy's or thinc's traceback, and one place says what counts as a `bert_ner` component.
 """
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import spacy
 from spacy.language import Language
+from spacy.tokens import Doc, Span
 
 from ..errors import BertNERError, ModelLoadError, one_line
 from .bert_ner import BertNER
@@ -46,3 +48,13 @@ def single_bert_ner_pipe(nlp: Language, source: object) -> tuple[str, BertNER]:
     if len(pipes) != 1:
         raise BertNERError(f"{source}: expected one bert_ner component, found {len(pipes)}")
     return pipes[0]
+
+
+def entity_getter(nlp: Language) -> Callable[[Doc], Sequence[Span]]:
+    """Where the pipeline's entities are: `doc.ents`, or the `bert_ner` pipe's `spans_key`."""
+    keys = {pipe.cfg["spans_key"] for _, pipe in bert_ner_pipes(nlp)}
+    keys.discard(None)
+    if len(keys) == 1:
+        key = keys.pop()
+        return lambda doc: sorted(doc.spans.get(key, []))
+    return lambda doc: doc.ents

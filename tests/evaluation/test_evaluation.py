@@ -466,3 +466,24 @@ def test_seqeval_and_spacy_scorer_agree_on_real_predictions(
     assert by_doc["conlleval"]["precision"] == pytest.approx(true_positives / n_pred)
     assert by_doc["conlleval"]["recall"] == pytest.approx(true_positives / n_gold)
     assert true_positives > 0 and 0.0 < f1 < 1.0  # neither 0 == 0 nor 1 == 1
+
+
+def test_evaluate_scores_the_spans_key_where_the_pipe_writes(
+    sharpened_bert: Path, gold_docbin: Path, tmp_path: Path
+) -> None:
+    """Regression: with `spans_key` set, evaluate scored the empty `doc.ents` (F1 0)."""
+
+    def scores(spans_key: str | None) -> dict:
+        nlp = spacy.blank("en")
+        nlp.add_pipe("bert_ner", config={"model": str(sharpened_bert), "spans_key": spans_key})
+        nlp.to_disk(tmp_path / str(spans_key))
+        return evaluate_pipeline(str(tmp_path / str(spans_key)), gold_docbin)
+
+    in_ents, in_spans = scores(None), scores("bert")
+    predicted = [
+        n for row in in_ents["confusion"].values() for k, n in row.items() if k != "MISSED"
+    ]
+    assert sum(predicted) > 0  # something to score
+    for mode in ("conlleval", "strict", "spacy"):
+        assert in_spans[mode] == in_ents[mode], mode
+    assert in_spans["confusion"] == in_ents["confusion"]
