@@ -142,7 +142,7 @@ def run_levels(
                 # are let through before the next run, which would meet them as a queue.
                 time.sleep(args.pause)
         level.peak_rss_mib = rss.peak
-        if metrics_url and before:
+        if metrics_url and before is not None:
             texts, batches = (a - b for a, b in zip(batch_totals(metrics_url), before, strict=True))
             level.texts_per_batch = texts / batches if batches else None
         print(

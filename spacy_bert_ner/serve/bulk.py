@@ -22,11 +22,10 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from fastapi import HTTPException
-from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from ..annotate.records import NO_ID, Record, error_line, parse_line
-from .service import EntityService
+from .service import EntityService, error_response
 
 #: JSON text may spell a character as a 6-byte escape; beyond this a line cannot hold a text
 #: within `max_chars`, so it is refused without being kept.
@@ -110,8 +109,7 @@ async def bulk(service: EntityService, scope: Scope, receive: Receive, send: Sen
     try:
         service.admit()
     except HTTPException as refused:
-        response = JSONResponse({"detail": refused.detail}, refused.status_code, refused.headers)
-        await response(scope, receive, send)
+        await error_response(refused)(scope, receive, send)
         return
     try:
         max_bytes = service.settings.max_chars * BYTES_PER_CHAR + LINE_OVERHEAD

@@ -20,13 +20,13 @@ from collections.abc import Sequence
 from typing import Any, Literal, cast
 
 from fastapi import HTTPException
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from spacy.tokens import Doc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..annotate.records import dumps, make_record
 from .batcher import Annotated
-from .service import EntityService
+from .service import EntityService, error_response
 from .settings import ServiceSettings
 
 Format = Literal["records", "displacy"]
@@ -140,8 +140,8 @@ async def plain_json(
         return
     try:
         response = await answer(service, values, format)
-    except HTTPException as refused:  # as FastAPI's own handler writes it
-        response = JSONResponse({"detail": refused.detail}, refused.status_code, refused.headers)
+    except HTTPException as refused:
+        response = error_response(refused)
     await response(scope, receive, send)
 
 
