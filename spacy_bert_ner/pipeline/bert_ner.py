@@ -69,6 +69,7 @@ UNSAVED_SETTINGS = ("threshold",)
         "on_bad_gold": "error",
         "threshold": 0.0,
         "distill_weight": 0.5,
+        "distill_temperature": 1.0,
         "scorer": {"@scorers": SCORER},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -83,6 +84,7 @@ def make_bert_ner(
     on_bad_gold: str,
     threshold: float,
     distill_weight: float,
+    distill_temperature: float,
     scorer: Callable | None,
 ) -> "BertNER":
     """Create a `bert_ner` pipe.
@@ -106,6 +108,8 @@ def make_bert_ner(
         `spacy find-threshold PIPELINE DEV bert_ner threshold ents_f` chooses it on dev data.
     distill_weight: w in the loss (1 - w) * gold cross-entropy + w * KL(teacher || model),
         used only for training examples that carry teacher distributions (`pipeline.teacher`).
+    distill_temperature: T > 0 at which the KL term compares teacher and model, both softened
+        (`losses.distillation_loss`); 1 compares them as they are.
     """
     return BertNER(
         nlp.vocab,
@@ -117,6 +121,7 @@ def make_bert_ner(
         on_bad_gold=on_bad_gold,
         threshold=threshold,
         distill_weight=distill_weight,
+        distill_temperature=distill_temperature,
         scorer=scorer,
     )
 
@@ -136,12 +141,18 @@ class BertNER(TrainablePipe):
         on_bad_gold: str = "error",
         threshold: float = 0.0,
         distill_weight: float = 0.5,
+        distill_temperature: float = 1.0,
         scorer: Callable | None = None,
     ) -> None:
         # Training-time choices, not part of the trained model: kept out of the saved cfg,
         # so a loaded pipeline takes them from its config (and its overrides).
         self._gold_checker = GoldChecker(on_bad_gold)
         self.distill_weight = _fraction("distill_weight", distill_weight)
+        if not distill_temperature > 0.0:
+            raise BertNERError(
+                f"bert_ner: distill_temperature must be above 0, not {distill_temperature}"
+            )
+        self.distill_temperature = float(distill_temperature)
         install_extensions()
         limit_threads_in_forked_children()
         self.vocab = vocab
@@ -328,15 +339,23 @@ class BertNER(TrainablePipe):
         self, examples: Iterable[Example], scores: list[Floats2d]
     ) -> tuple[float, list[Floats2d]]:
         """Mean cross-entropy over tokens whose gold tag is known (misaligned ones are skipped),
-        mixed with the KL divergence from the teachers by `distill_weight` where the examples
-        carry teacher distributions (see `teacher`)."""
+        mixed with the KL divergence from the teachers by `distill_weight`, at
+        `distill_temperature`, where the examples carry teacher distributions (see `teacher`)."""
         examples = list(examples)
         xp = self.model.ops.xp
         targets = np.concatenate([self._targets(eg) for eg in examples])
         self.loss_tokens += int((targets != NO_TARGET).sum())
         logits, gold = xp.concatenate(scores), xp.asarray(targets)
-        tags, weight = self.tag_scheme.tags, self.distill_weight
-        loss, d_logits = gold_and_teacher_loss(examples, logits, gold, tags, weight, self.name, xp)
+        loss, d_logits = gold_and_teacher_loss(
+            examples,
+            logits,
+            gold,
+            self.tag_scheme.tags,
+            self.distill_weight,
+            self.distill_temperature,
+            self.name,
+            xp,
+        )
         return loss, split_rows(d_logits, [len(s) for s in scores])
 
     def _targets(self, example: Example) -> np.ndarray:

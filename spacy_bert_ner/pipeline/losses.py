@@ -89,19 +89,35 @@ def log_probabilities(probs: Any, xp: Any) -> Any:
 
 
 def distillation_loss(
-    logits: Any, targets: Any, teacher_log_probs: Any, columns: Any, weight: float, xp: Any
+    logits: Any,
+    targets: Any,
+    teacher_log_probs: Any,
+    columns: Any,
+    weight: float,
+    xp: Any,
+    temperature: float = 1.0,
 ) -> tuple[float, Any]:
-    """(1 - weight) * `token_cross_entropy` + weight * `token_kl` from the teacher, and its
-    gradient.
+    """(1 - weight) * `token_cross_entropy` + weight * T^2 * `token_kl` from the teacher at
+    temperature T, and its gradient.
 
     Both terms are means over the same tokens, those with a known gold target: the sum is
     then a mean over one count (`BertNER.loss_tokens`, which data-parallel training weighs
     workers by), and weight 0 is the gold loss exactly. A token left out of the gold (a bad
     entity skipped) is left out of the teacher's term too.
+
+    Temperature is Hinton et al.'s: both distributions are softened, the teacher's as
+    q^(1/T) renormalised (for one teacher, exactly its logits divided by T) and the model's
+    as softmax(logits / T). Teachers that are near one-hot on their own training text teach
+    little beyond the gold at T = 1; above it, the ranks of their other tags carry weight.
+    T^2 keeps the term's gradient on the scale of T = 1's.
     """
     ce, d_ce = token_cross_entropy(logits, targets, xp)
-    kl, d_kl = token_kl(logits, teacher_log_probs, columns, xp, rows=targets != NO_TARGET)
-    return (1.0 - weight) * ce + weight * kl, (1.0 - weight) * d_ce + weight * d_kl
+    if temperature != 1.0:
+        teacher_log_probs = log_softmax(teacher_log_probs / temperature, xp)
+    rows = targets != NO_TARGET
+    kl, d_kl = token_kl(logits / temperature, teacher_log_probs, columns, xp, rows=rows)
+    scale = weight * temperature  # T^2 on the term, 1/T from d(logits / T) / d logits
+    return (1.0 - weight) * ce + scale * temperature * kl, (1.0 - weight) * d_ce + scale * d_kl
 
 
 def tutor_columns(tags: Sequence[str], tutor_tags: Sequence[str], name: str) -> list[int]:

@@ -84,15 +84,18 @@ def gold_and_teacher_loss(
     targets: Any,
     head_tags: Sequence[str],
     weight: float,
+    temperature: float,
     name: str,
     xp: Any,
 ) -> tuple[float, Any]:
     """`BertNER.get_loss`'s loss and gradient for the batch's stacked logits and gold targets:
-    the token cross-entropy, or the distillation loss with weight `weight` where the examples
-    carry teacher distributions."""
+    the token cross-entropy, or the distillation loss with weight `weight` at `temperature`
+    where the examples carry teacher distributions."""
     teacher = teacher_targets(examples, head_tags, name)
     if teacher is None:
         return token_cross_entropy(logits, targets, xp)
     teacher_log_probs = log_probabilities(xp.asarray(teacher.probs), xp)
     columns = xp.asarray(teacher.columns)
-    return distillation_loss(logits, targets, teacher_log_probs, columns, weight, xp)
+    return distillation_loss(
+        logits, targets, teacher_log_probs, columns, weight, xp, temperature=temperature
+    )

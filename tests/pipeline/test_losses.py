@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from spacy_bert_ner.pipeline.losses import (
+    PROB_FLOOR,
     distillation_loss,
     log_probabilities,
     log_softmax,
@@ -68,23 +69,27 @@ def teacher_probs(seed: int, n_tokens: int, n_tags: int) -> np.ndarray:
     return (probs / probs.sum(1, keepdims=True)).astype(np.float16)
 
 
-def torch_distillation(logits, targets, probs, columns, weight):
-    """The distillation loss written with torch's cross_entropy and kl_div; logits' grad."""
+def torch_distillation(logits, targets, probs, columns, weight, temperature=1.0):
+    """The distillation loss written with torch's cross_entropy and kl_div, Hinton's
+    temperature as his paper writes it (teacher and student softened, T^2 on the term);
+    logits' grad."""
     torch_logits = torch.tensor(logits, requires_grad=True)
     known = torch.tensor(targets != NO_TARGET)
     q = torch.tensor(probs.astype(np.float64))
+    q = q.clamp(min=PROB_FLOOR) ** (1 / temperature)
     q = q / q.sum(1, keepdim=True)
-    log_p = torch.log_softmax(torch_logits[:, columns], dim=1)
+    log_p = torch.log_softmax(torch_logits[:, columns] / temperature, dim=1)
     kl = F.kl_div(log_p[known], q[known], reduction="sum") / max(int(known.sum()), 1)
     ce = F.cross_entropy(torch_logits, torch.tensor(targets), ignore_index=NO_TARGET)
-    loss = (1 - weight) * ce + weight * kl
+    loss = (1 - weight) * ce + weight * temperature**2 * kl
     loss.backward()
     return loss.item(), torch_logits.grad.numpy()
 
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("weight", [0.3, 1.0])
-def test_distillation_loss_is_torchs_cross_entropy_and_kl_div(seed, weight):
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 0.5])
+def test_distillation_loss_is_torchs_cross_entropy_and_kl_div(seed, weight, temperature):
     rng = np.random.default_rng(200 + seed)
     logits = random_logits(seed, n_tokens=19, n_tags=9)
     targets = rng.integers(0, 9, size=19)
@@ -92,12 +97,14 @@ def test_distillation_loss_is_torchs_cross_entropy_and_kl_div(seed, weight):
     probs = teacher_probs(70 + seed, n_tokens=19, n_tags=7)
     columns = np.array([0, 1, 2, 4, 5, 6, 8])  # the student's head has two tags more
     loss, d_logits = distillation_loss(
-        logits.copy(), targets, log_probabilities(probs, np), columns, weight, np
+        logits.copy(), targets, log_probabilities(probs, np), columns, weight, np, temperature
     )
-    expected, expected_grad = torch_distillation(logits, targets, probs, columns, weight)
-    # PROB_FLOOR: a zero teacher probability weighs 1e-12, not 0.
+    expected, expected_grad = torch_distillation(
+        logits, targets, probs, columns, weight, temperature
+    )
+    # PROB_FLOOR: a zero teacher probability weighs 1e-12, not 0 (1e-6 at T = 2).
     assert loss == pytest.approx(expected, rel=1e-6)
-    np.testing.assert_allclose(d_logits, expected_grad, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(d_logits, expected_grad, rtol=1e-9, atol=1e-10)
     assert not d_logits[targets == NO_TARGET].any()  # out of the gold, out of the teacher's term
 
 

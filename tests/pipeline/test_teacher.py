@@ -16,16 +16,17 @@ from spacy_bert_ner.pipeline.teacher import TEACHER_KEY, attach_teacher
 from ..conftest import tiny_examples
 
 
-def tiny_nlp(tiny_bert, weight: float = 0.5):
+def tiny_nlp(tiny_bert, weight: float = 0.5, temperature: float = 1.0):
     nlp = spacy.blank("en")
-    nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert)}, "distill_weight": weight})
+    config = {"distill_weight": weight, "distill_temperature": temperature}
+    nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert)}, **config})
     examples = tiny_examples(nlp)
     nlp.initialize(lambda: examples)
     return nlp, examples
 
 
-def tiny_pipe(tiny_bert, weight: float = 0.5):
-    nlp, examples = tiny_nlp(tiny_bert, weight)
+def tiny_pipe(tiny_bert, weight: float = 0.5, temperature: float = 1.0):
+    nlp, examples = tiny_nlp(tiny_bert, weight, temperature)
     return nlp.get_pipe("bert_ner"), examples
 
 
@@ -42,8 +43,9 @@ def teach(examples, tags, seed=0) -> list[np.ndarray]:
     return probs
 
 
-def test_get_loss_is_the_distillation_loss_over_the_batch(tiny_bert):
-    pipe, examples = tiny_pipe(tiny_bert, weight=0.3)
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_get_loss_is_the_distillation_loss_over_the_batch(tiny_bert, temperature):
+    pipe, examples = tiny_pipe(tiny_bert, weight=0.3, temperature=temperature)
     tags = pipe.tag_scheme.tags
     probs = teach(examples, tags)
     scores = pipe.model.predict([eg.predicted for eg in examples])
@@ -57,6 +59,7 @@ def test_get_loss_is_the_distillation_loss_over_the_batch(tiny_bert):
         np.arange(len(tags)),
         0.3,
         np,
+        temperature,
     )
     assert loss == pytest.approx(expected, rel=1e-12)
     np.testing.assert_allclose(np.concatenate(d_scores), expected_d, rtol=1e-12, atol=1e-15)
@@ -98,6 +101,16 @@ def test_distill_weight_outside_zero_one_is_refused(tiny_bert, weight):
     with pytest.raises(BertNERError, match="distill_weight must lie between 0 and 1"):
         nlp.add_pipe(
             "bert_ner", config={"model": {"name": str(tiny_bert)}, "distill_weight": weight}
+        )
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0])
+def test_distill_temperature_not_above_zero_is_refused(tiny_bert, temperature):
+    nlp = spacy.blank("en")
+    with pytest.raises(BertNERError, match="distill_temperature must be above 0"):
+        nlp.add_pipe(
+            "bert_ner",
+            config={"model": {"name": str(tiny_bert)}, "distill_temperature": temperature},
         )
 
 
