@@ -6,11 +6,14 @@ docs/, and pages that no nav entry reaches.
 """
 
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import srsly
+
+from tests.test_imports import LAYERS
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -71,3 +74,57 @@ def test_markdown_links_outside_the_site_resolve():
             if "://" in target:
                 continue
             assert (markdown.parent / target).exists(), f"{markdown.name}: broken link {target}"
+
+
+def architecture_layers() -> dict[str, int]:
+    """The layer table of docs/architecture.md ("| 5 | `experiments`, `serve` |"), as
+    module -> layer."""
+    text = (DOCS / "architecture.md").read_text(encoding="utf8")
+    section = text.split("\n## Layers\n", 1)[1].split("\n## ", 1)[0]
+    table = {}
+    for number, modules in re.findall(r"^\| (\d+) \| (.+) \|$", section, flags=re.M):
+        for module in re.findall(r"`([\w.]+)`", modules):
+            table[module] = int(number)
+    return table
+
+
+def test_the_architecture_pages_layer_table_is_the_enforced_one():
+    """The table readers see is the one `tests/test_imports.py` enforces, row for row."""
+    assert architecture_layers() == LAYERS
+
+
+#: A path that exists on one machine only: a home or work directory, or another OS's drive.
+MACHINE_LOCAL_PATH = re.compile(r"(?<![\w.])/(?:work|root|home/\w+|Users/\w+)/|[A-Z]:\\{1,2}Users\\")
+
+
+def tracked_text_files() -> list[tuple[Path, str]]:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True, text=True
+    ).stdout
+    texts = []
+    for path in (REPO / name for name in listed.split("\0") if name):
+        try:
+            texts.append((path, path.read_text(encoding="utf8")))
+        except (UnicodeDecodeError, IsADirectoryError, FileNotFoundError):
+            continue  # binary fixtures (msgpack, safetensors) hold no paths a reader follows
+    return texts
+
+
+def test_no_machine_local_paths_in_the_repository():
+    """A path like one developer's checkout means nothing to a reader, and breaks in CI."""
+    found = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path, text in tracked_text_files()
+        for number, line in enumerate(text.splitlines(), start=1)
+        if MACHINE_LOCAL_PATH.search(line)
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_the_machine_local_path_pattern_finds_what_it_is_for():
+    # Joined here so that this file holds no such path itself.
+    for parts in (["flock ", "work", "notes", "lock"], ["cd ", "home", "ana", "x"]):
+        assert MACHINE_LOCAL_PATH.search("/".join(parts)), parts
+    assert MACHINE_LOCAL_PATH.search("C:" + "\\" + "Users" + "\\ana")
+    for line in ["../shared/data/conll2003", "assets/eng.train", "a/work/b", "/tmp/x"]:
+        assert not MACHINE_LOCAL_PATH.search(line), line
