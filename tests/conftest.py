@@ -14,6 +14,7 @@ import torch
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
+from spacy.vocab import Vocab
 from thinc.api import Adam, fix_random_seed
 from transformers import BertConfig, BertForTokenClassification, BertModel, BertTokenizerFast
 
@@ -117,6 +118,12 @@ def trained_tiny(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     path = tmp_path_factory.mktemp("trained_tiny") / "pipeline"
     nlp.to_disk(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def vocab() -> Vocab:
+    """A blank English vocab, for tests that build docs without a pipeline."""
+    return spacy.blank("en").vocab
 
 
 @pytest.fixture(scope="session")

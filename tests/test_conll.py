@@ -4,14 +4,10 @@ malformed files that must fail as one CLI line without leaving output behind."""
 
 import errno
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
-import spacy
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from typer.testing import CliRunner
 
 from spacy_bert_ner.cli import app
@@ -26,12 +22,7 @@ from spacy_bert_ner.conll import (
 from spacy_bert_ner.errors import BertNERError, ConllFormatError
 
 
-@pytest.fixture(scope="module")
-def vocab() -> spacy.vocab.Vocab:
-    return spacy.blank("en").vocab
-
-
-def _write(tmp_path: Path, content: str | bytes, name: str = "sample.conll") -> Path:
+def write_file(tmp_path: Path, content: str | bytes, name: str = "sample.conll") -> Path:
     path = tmp_path / name
     path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     return path
@@ -180,27 +171,27 @@ VARIANTS: dict[str, str | bytes] = {
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_input_variants_give_the_same_docs(tmp_path: Path, vocab, variant: str) -> None:
-    path = _write(tmp_path, VARIANTS[variant])
+    path = write_file(tmp_path, VARIANTS[variant])
     assert _summary(conll_to_docs(read_conll(path), vocab)) == EXPECTED
 
 
 def test_the_part_of_speech_column_becomes_token_tags(tmp_path: Path, vocab) -> None:
     """CoNLL-2003's second column is kept for a tagger; a file without one leaves tags unset,
     and so does a document where any line lacks one (a tagger must not learn from gaps)."""
-    (doc, _) = conll_to_docs(read_conll(_write(tmp_path, CONLL2003_STYLE)), vocab)
+    (doc, _) = conll_to_docs(read_conll(write_file(tmp_path, CONLL2003_STYLE)), vocab)
     assert [token.tag_ for token in doc] == ["NNP", "VBZ", "JJ", "NN", ".", "NNP", "NNP"]
     assert doc.has_annotation("TAG")
     two_columns = "EU B-ORG\nrejects O\n\nPeter B-PER\n"
-    (doc,) = conll_to_docs(read_conll(_write(tmp_path, two_columns, name="2col")), vocab)
+    (doc,) = conll_to_docs(read_conll(write_file(tmp_path, two_columns, name="2col")), vocab)
     assert not doc.has_annotation("TAG")
     assert [(e.text, e.label_) for e in doc.ents] == [("EU", "ORG"), ("Peter", "PER")]
     mixed = "EU NNP B-ORG\nrejects O\n"
-    (document,) = read_conll(_write(tmp_path, mixed, name="mixed"))
+    (document,) = read_conll(write_file(tmp_path, mixed, name="mixed"))
     assert document.pos is None
 
 
 def test_docs_have_single_spaces_and_sentence_starts(tmp_path: Path, vocab) -> None:
-    (doc, _) = conll_to_docs(read_conll(_write(tmp_path, CONLL2003_STYLE)), vocab)
+    (doc, _) = conll_to_docs(read_conll(write_file(tmp_path, CONLL2003_STYLE)), vocab)
     assert doc.text == "EU rejects German call . Peter Blackburn"
     assert [token.is_sent_start for token in doc] == [True, False, False, False, False] + [
         True,
@@ -210,7 +201,7 @@ def test_docs_have_single_spaces_and_sentence_starts(tmp_path: Path, vocab) -> N
 
 def test_files_without_docstart_are_grouped_by_n_sents(tmp_path: Path, vocab) -> None:
     sentences = [f"w{i} B-PER\nx{i} O\n" for i in range(5)]
-    path = _write(tmp_path, "\n".join(sentences))
+    path = write_file(tmp_path, "\n".join(sentences))
     docs = conll_to_docs(read_conll(path, n_sents=2), vocab)
     assert _summary(docs) == [
         ([["w0", "x0"], ["w1", "x1"]], [("w0", "PER"), ("w1", "PER")]),
@@ -224,13 +215,13 @@ def test_empty_documents_are_dropped_and_text_before_first_docstart_kept(
     tmp_path: Path, vocab
 ) -> None:
     text = "A O\n\n-DOCSTART- O\n\n-DOCSTART- O\n-DOCSTART- O\n\nB O\nC B-LOC\n-DOCSTART- O\n\n"
-    docs = conll_to_docs(read_conll(_write(tmp_path, text)), vocab)
+    docs = conll_to_docs(read_conll(write_file(tmp_path, text)), vocab)
     assert _summary(docs) == [([["A"]], []), ([["B", "C"]], [("C", "LOC")])]
 
 
 def test_docstart_without_blank_line_before_ends_the_sentence(tmp_path: Path, vocab) -> None:
     text = "-DOCSTART- O\nA B-PER\n-DOCSTART- O\nB I-PER\n"
-    docs = conll_to_docs(read_conll(_write(tmp_path, text)), vocab)
+    docs = conll_to_docs(read_conll(write_file(tmp_path, text)), vocab)
     assert _summary(docs) == [([["A"]], [("A", "PER")]), ([["B"]], [("B", "PER")])]
 
 
@@ -242,7 +233,7 @@ def test_iob1_entity_boundaries(tmp_path: Path, vocab) -> None:
         "Smith I-PER\nGoogle I-ORG\nInc I-ORG\n\n"
         "more I-ORG\n"
     )
-    (doc,) = conll_to_docs(read_conll(_write(tmp_path, text)), vocab)
+    (doc,) = conll_to_docs(read_conll(write_file(tmp_path, text)), vocab)
     assert [(ent.text, ent.label_) for ent in doc.ents] == [
         ("Atlanta Games", "MISC"),
         ("Smith", "PER"),
@@ -254,7 +245,7 @@ def test_iob1_entity_boundaries(tmp_path: Path, vocab) -> None:
 def test_iob2_file_with_an_i_start_reads_it_as_an_entity_start(tmp_path: Path, vocab) -> None:
     # As in each esp.* file ("Calidad I-MISC" after a sentence break inside an entity).
     text = "La B-MISC\nCalidad I-MISC\n\nTotal I-MISC\n.\tO\n\nMadrid B-LOC\n"
-    documents = read_conll(_write(tmp_path, text))
+    documents = read_conll(write_file(tmp_path, text))
     assert documents[0].scheme == "IOB2"
     (doc,) = conll_to_docs(documents, vocab)
     assert [(ent.text, ent.label_) for ent in doc.ents] == [
@@ -271,7 +262,7 @@ def test_detect_scheme() -> None:
 
 
 def test_explicit_scheme(tmp_path: Path) -> None:
-    path = _write(tmp_path, "A I-PER\nB O\n")
+    path = write_file(tmp_path, "A I-PER\nB O\n")
     assert read_conll(path)[0].scheme == "IOB1"
     assert read_conll(path, scheme="iob2")[0].scheme == "IOB2"
     with pytest.raises(BertNERError, match="unknown tag scheme 'BILOU'"):
@@ -280,49 +271,18 @@ def test_explicit_scheme(tmp_path: Path) -> None:
 
 def test_bad_arguments_and_empty_input(tmp_path: Path) -> None:
     with pytest.raises(BertNERError, match="n_sents must be at least 1"):
-        read_conll(_write(tmp_path, "A O\n"), n_sents=0)
+        read_conll(write_file(tmp_path, "A O\n"), n_sents=0)
     with pytest.raises(BertNERError, match="no tokens found"):
-        read_conll(_write(tmp_path, "\n-DOCSTART- -X- O O\n\n  \n", name="empty.conll"))
+        read_conll(write_file(tmp_path, "\n-DOCSTART- -X- O O\n\n  \n", name="empty.conll"))
     with pytest.raises(BertNERError, match="cannot read"):
         read_conll(tmp_path / "missing.conll")
-
-
-TAG_ALPHABET = st.sampled_from(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
-
-
-def _read_text(text: str) -> list:
-    with tempfile.TemporaryDirectory() as tmp:
-        return read_conll(_write(Path(tmp), text))
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    tag_sentences=st.lists(st.lists(TAG_ALPHABET, min_size=1, max_size=8), min_size=1, max_size=6)
-)
-def test_any_iob_input_gives_valid_iob2_with_the_same_types(tag_sentences, vocab) -> None:
-    text = "\n".join(
-        "".join(f"w{i} {tag}\n" for i, tag in enumerate(tags)) for tags in tag_sentences
-    )
-    (document,) = _read_text(text)
-    read_tags = [[tag for _, tag in sentence] for sentence in document.sentences]
-    flat_tags = [tag for tags in read_tags for tag in tags]
-    # Entity types are kept token by token; only I-/B- prefixes may change.
-    assert [tag[2:] for tags in read_tags for tag in tags] == [
-        tag[2:] for tags in tag_sentences for tag in tags
-    ]
-    # spaCy accepts the tags as they are (valid IOB2) and stores exactly them.
-    (doc,) = conll_to_docs([document], vocab)
-    assert [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_type_ else "O" for t in doc] == flat_tags
-    # Reading IOB2 output again changes nothing.
-    rewritten = "\n".join("".join(f"{w} {t}\n" for w, t in s) for s in document.sentences)
-    assert _read_text(rewritten)[0].sentences == document.sentences
 
 
 # --- conversion and DocBin round trip ----------------------------------------------------
 
 
 def test_convert_file_round_trips_through_docbin(tmp_path: Path, vocab, capsys) -> None:
-    source = _write(tmp_path, CONLL2003_STYLE, name="eng.mini")
+    source = write_file(tmp_path, CONLL2003_STYLE, name="eng.mini")
     output = convert_file(source, tmp_path / "out" / "nested")
     assert output == tmp_path / "out" / "nested" / "eng.mini.spacy"
     assert sorted(p.name for p in output.parent.iterdir()) == ["eng.mini.spacy"]
@@ -344,7 +304,7 @@ def test_convert_file_round_trips_through_docbin(tmp_path: Path, vocab, capsys) 
 
 
 def test_convert_replaces_existing_output(tmp_path: Path, vocab) -> None:
-    source = _write(tmp_path, TWO_COLUMNS, name="esp.mini")
+    source = write_file(tmp_path, TWO_COLUMNS, name="esp.mini")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "esp.mini.spacy").write_bytes(b"stale")
     convert_file(source, tmp_path / "out", lang="es")
@@ -353,7 +313,7 @@ def test_convert_replaces_existing_output(tmp_path: Path, vocab) -> None:
 
 def test_cli_convert_prints_counts(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    _write(tmp_path, CONLL2003_STYLE, name="eng.mini")
+    write_file(tmp_path, CONLL2003_STYLE, name="eng.mini")
     result = CliRunner().invoke(app, ["convert", "eng.mini", "out", "-n", "5"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "eng.mini.spacy").is_file()
@@ -363,7 +323,7 @@ def test_cli_convert_prints_counts(tmp_path: Path, monkeypatch) -> None:
 
 def test_unknown_language_is_a_clean_error(tmp_path: Path) -> None:
     with pytest.raises(BertNERError, match="unknown language code 'zz-bad'"):
-        convert_file(_write(tmp_path, TWO_COLUMNS), tmp_path / "out", lang="zz-bad")
+        convert_file(write_file(tmp_path, TWO_COLUMNS), tmp_path / "out", lang="zz-bad")
 
 
 # --- malformed input ------------------------------------------------------------------------
@@ -387,7 +347,7 @@ def test_malformed_input_fails_as_one_cli_line(tmp_path: Path, monkeypatch, case
     content, line_no, problem = MALFORMED[case]
     # Relative paths keep the message under wasabi's 80-column wrap.
     monkeypatch.chdir(tmp_path)
-    _write(tmp_path, content, name="bad.conll")
+    write_file(tmp_path, content, name="bad.conll")
     result = CliRunner().invoke(app, ["convert", "bad.conll", "out"])
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
@@ -405,7 +365,7 @@ def test_convert_interrupted_midway_keeps_the_previous_output(
     tmp_path: Path, monkeypatch, vocab
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    _write(tmp_path, CONLL2003_STYLE, name="eng.mini")
+    write_file(tmp_path, CONLL2003_STYLE, name="eng.mini")
     assert CliRunner().invoke(app, ["convert", "eng.mini", "out"]).exit_code == 0
     previous = (tmp_path / "out" / "eng.mini.spacy").read_bytes()
     real_write_bytes = Path.write_bytes
@@ -421,118 +381,3 @@ def test_convert_interrupted_midway_keeps_the_previous_output(
     assert lines == ["\u2718 out/eng.mini.spacy: cannot write (No space left on device)"]
     assert os.listdir(tmp_path / "out") == ["eng.mini.spacy"]
     assert (tmp_path / "out" / "eng.mini.spacy").read_bytes() == previous
-
-
-# --- properties: any file the format allows reads back exactly; any other input fails clean
-
-# Word characters: anything but the column and line separators. U+FEFF is left out because
-# at the very start of a file it is a byte order mark, which the reader rightly drops.
-WORDS = st.text(
-    alphabet=st.characters(exclude_categories=("Cs",), exclude_characters=" \t\n\r\ufeff"),
-    min_size=1,
-    max_size=8,
-).filter(lambda word: word != "-DOCSTART-")
-LABELS = st.sampled_from(["PER", "LOC", "ORG", "MISC"])
-
-
-@st.composite
-def conll_sentences(draw):
-    """(words, entities as (start, end, label)) from segments: an entity or a run of O."""
-    words: list[str] = []
-    entities: list[tuple[int, int, str]] = []
-    for _ in range(draw(st.integers(1, 5))):
-        length = draw(st.integers(1, 3))
-        label = draw(st.one_of(st.none(), LABELS))
-        if label is not None:
-            entities.append((len(words), len(words) + length, label))
-        words.extend(draw(st.lists(WORDS, min_size=length, max_size=length)))
-    return words, entities
-
-
-def render_tags(n_words: int, entities: list[tuple[int, int, str]], scheme: str) -> list[str]:
-    """Tags written from the entities alone, so the reader is checked against no code of
-    its own. IOB1 uses B- only where an entity directly follows one of its type."""
-    tags = ["O"] * n_words
-    previous: tuple[int, str] | None = None  # (end, label) of the entity before
-    for start, end, label in entities:
-        adjacent = previous == (start, label)
-        first = "B" if scheme == "IOB2" or adjacent else "I"
-        tags[start:end] = [f"{first}-{label}"] + [f"I-{label}"] * (end - start - 1)
-        previous = (end, label)
-    return tags
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    documents=st.lists(st.lists(conll_sentences(), max_size=3), min_size=1, max_size=3),
-    scheme=st.sampled_from(["IOB1", "IOB2"]),
-    extra_columns=st.integers(0, 2),
-    separator=st.sampled_from([" ", "\t", "  \t"]),
-    blank_line=st.sampled_from(["", " ", "\t \t"]),
-    newline=st.sampled_from(["\n", "\r\n"]),
-    bom=st.booleans(),
-    docstart=st.booleans(),
-)
-def test_any_valid_file_reads_back_exactly_through_a_docbin(
-    documents, scheme, extra_columns, separator, blank_line, newline, bom, docstart, vocab
-) -> None:
-    sentences = [sentence for document in documents for sentence in document]
-    assume(sentences)
-    lines: list[str] = []
-    for document in documents:
-        if docstart:
-            lines += [separator.join(["-DOCSTART-", *["-X-"] * extra_columns, "O"]), blank_line]
-        for words, entities in document:
-            tags = render_tags(len(words), entities, scheme)
-            for word, tag in zip(words, tags, strict=True):
-                lines.append(separator.join([word, *["NNP"] * extra_columns, tag]))
-            lines.append(blank_line)
-    data = (b"\xef\xbb\xbf" if bom else b"") + newline.join(lines).encode("utf-8")
-    with tempfile.TemporaryDirectory() as tmp:
-        documents_read = read_conll(_write(Path(tmp), data))
-    # What convert_file writes and load_gold_docs reads, without a blank pipeline per example.
-    stored = DocBin(docs=conll_to_docs(documents_read, vocab)).to_bytes()
-    docs = list(DocBin().from_bytes(stored).get_docs(vocab))
-
-    read = [
-        (
-            [token.text for token in sent],
-            [(e.start - sent.start, e.end - sent.start, e.label_) for e in sent.ents],
-        )
-        for doc in docs
-        for sent in doc.sents
-    ]
-    assert read == [(words, entities) for words, entities in sentences]
-    if docstart:
-        assert [len(list(doc.sents)) for doc in docs] == [len(d) for d in documents if d]
-
-
-CONLL_ALPHABET = st.sampled_from(
-    [" ", "\t", "\n", "\r\n", "O", "B-", "I-", "E-", "PER", "-", "x", "é", "\ufeff", "\x00"]
-    + ["-DOCSTART-", "\u2028", "\x85", "\u200b"]
-)
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    content=st.one_of(
-        st.binary(max_size=200),
-        st.lists(CONLL_ALPHABET, max_size=60).map(lambda parts: "".join(parts).encode("utf-8")),
-    )
-)
-def test_any_bytes_give_docs_or_one_located_error(content: bytes, vocab) -> None:
-    """Fuzzing: a file is either read, with every token line becoming a token, or refused
-    with a BertNERError; never another exception."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = _write(Path(tmp), content)
-        try:
-            documents = read_conll(path)
-        except ConllFormatError as err:
-            assert err.path == str(path) and 1 <= err.line_no <= content.count(b"\n") + 1
-            return
-        except BertNERError as err:
-            assert "no tokens found" in str(err)
-            return
-    docs = conll_to_docs(documents, vocab)
-    assert sum(len(doc) for doc in docs) == ConllStats.from_documents(documents).tokens
-    assert all(len(doc) for doc in docs)

@@ -94,7 +94,10 @@ def test_the_architecture_pages_layer_table_is_the_enforced_one():
 
 
 #: A path that exists on one machine only: a home or work directory, or another OS's drive.
-MACHINE_LOCAL_PATH = re.compile(r"(?<![\w.])/(?:work|root|home/\w+|Users/\w+)/|[A-Z]:\\{1,2}Users\\")
+MACHINE_LOCAL_PATH = re.compile(
+    r"(?<![\w.])/(?:work|root|home/\w+|Users/\w+)/"  # POSIX homes and work trees
+    r"|[A-Z]:\\{1,2}Users\\"  # a Windows home, as written in prose or in a string
+)
 
 
 def tracked_text_files() -> list[tuple[Path, str]]:
