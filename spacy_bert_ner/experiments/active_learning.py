@@ -33,12 +33,12 @@ from wasabi import msg
 
 from ..conll import load_gold_docs
 from ..errors import BertNERError
-from ..evaluation.command import predict_on_gold, unannotated_copy
 from ..evaluation.plots import png_figure
 from ..evaluation.scores import score_docs
 from ..io import write_json
 from ..labelling.select import expected_errors
 from ..pipeline.loading import single_bert_ner_pipe
+from ..pipeline.predict import predict_on_gold, scored_batches, unannotated_copy
 from .continual import make_optimizer, shuffled_batches
 
 UNCERTAINTY = "uncertainty"
@@ -94,12 +94,13 @@ def fine_tune(
 
 def most_uncertain(nlp: Language, pool: Sequence[Doc], n: int) -> list[int]:
     """Indices of the `n` pool sentences with the most expected entity errors (`select`'s
-    measure), on the gold tokens."""
-    name, pipe = single_bert_ner_pipe(nlp, "active learning")
-    errors: list[float] = []
-    for start in range(0, len(pool), 64):
-        docs = [unannotated_copy(nlp, doc) for doc in pool[start : start + 64]]
-        errors += [expected_errors(d) for d in pipe.decode(docs, pipe.predict(docs))]
+    measure), on the gold tokens, after the pipes before bert_ner (a listener's encoder)."""
+    name, _ = single_bert_ner_pipe(nlp, "active learning")
+    errors = [
+        expected_errors(found)
+        for batch in scored_batches(nlp, name, pool)
+        for found in batch.decoded()
+    ]
     return sorted(range(len(pool)), key=lambda i: -errors[i])[:n]
 
 

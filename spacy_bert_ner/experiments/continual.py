@@ -32,11 +32,11 @@ from wasabi import msg
 
 from ..conll import load_gold_docs
 from ..errors import BertNERError
-from ..evaluation.command import predict_on_gold, unannotated_copy
 from ..evaluation.plots import png_figure
 from ..evaluation.scores import score_docs
 from ..io import write_json
 from ..pipeline.loading import load_pipeline, single_bert_ner_pipe
+from ..pipeline.predict import predict_on_gold, unannotated_copy
 from ..training.callbacks import make_rehearsal
 from ..training.readers import create_sentence_runs_reader
 from .continual_data import drop_types, merge_pseudo_labels

@@ -10,11 +10,14 @@ from spacy.tokens import Doc, DocBin
 
 from spacy_bert_ner.experiments.active_learning import (
     ActiveLearningSettings,
+    most_uncertain,
     run_active_learning,
     sentences_of,
     sentences_to_reach,
     summarise,
 )
+from spacy_bert_ner.labelling.select import expected_errors
+from spacy_bert_ner.pipeline.predict import unannotated_copy
 
 from ..conftest import NEW_ROWS, OLD_ROWS
 
@@ -39,6 +42,30 @@ def test_summary_compares_uncertainty_with_the_mean_of_the_random_chains():
     assert summary["random_mean_dev_f1"] == pytest.approx([0.5, 0.6, 0.7])
     assert summary["uncertainty_sentences_to_random_final"] == pytest.approx(10.0)
     assert summary["share_of_random"] == pytest.approx(0.5)
+
+
+def test_uncertainty_on_a_listener_pipeline_runs_its_transformer(trained_multitask, monkeypatch):
+    """Regression: the pool was scored by bert_ner alone, so a bert_ner listening to a shared
+    transformer read no encoding and ranked sentences on nothing."""
+    nlp = spacy.load(trained_multitask)
+    transformer = nlp.get_pipe("transformer")
+    encoded: list[str] = []
+    predict = transformer.predict
+
+    def spy(docs):
+        docs = list(docs)
+        encoded.extend(doc.text for doc in docs)
+        return predict(docs)
+
+    monkeypatch.setattr(transformer, "predict", spy)
+    pool = [Doc(nlp.vocab, words=words, ents=tags) for words, tags in OLD_ROWS + NEW_ROWS]
+    ranked = most_uncertain(nlp, pool, len(pool))
+    assert sorted(encoded) == sorted(doc.text for doc in pool)
+
+    pipe = nlp.get_pipe("bert_ner")
+    docs = list(nlp.pipe(unannotated_copy(nlp, doc) for doc in pool))
+    errors = [expected_errors(found) for found in pipe.decode(docs, pipe.predict(docs))]
+    assert ranked == sorted(range(len(pool)), key=lambda i: -errors[i])
 
 
 def _write_corpus(path: Path, n_docs: int) -> Path:
