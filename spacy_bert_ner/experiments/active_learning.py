@@ -39,15 +39,15 @@ from ..io import write_json
 from ..labelling.select import expected_errors
 from ..pipeline.loading import single_bert_ner_pipe
 from ..pipeline.predict import predict_on_gold, scored_batches, unannotated_copy
-from .continual import make_optimizer, shuffled_batches
+from .recipe import Recipe, shuffled_batches
 
 UNCERTAINTY = "uncertainty"
 
 
 @dataclass(frozen=True)
 class ActiveLearningSettings:
-    """The simulation's sizes and the fine-tuning recipe (cpu.cfg's optimizer and dropout, its
-    schedule squeezed to each run)."""
+    """The simulation's sizes; the fine-tuning recipe is the config's (`recipe`: its optimizer
+    and dropout, its schedule fitted to each run)."""
 
     seed_sentences: int = 1000
     rounds: int = 4
@@ -58,9 +58,6 @@ class ActiveLearningSettings:
     base_epochs: int = 3
     round_epochs: int = 1
     words_per_batch: int = 464
-    learn_rate: float = 5e-5
-    warmup_fraction: float = 0.1
-    dropout: float = 0.1
     seed: int = 0
 
 
@@ -79,15 +76,16 @@ def sentences_of(docs: Sequence[Doc]) -> list[Doc]:
 def fine_tune(
     nlp: Language, gold: Sequence[Doc], epochs: int, settings: ActiveLearningSettings, seed: int
 ) -> float:
-    """`epochs` passes of cpu.cfg's recipe (Adam, warm-up then linear decay) over `gold`;
-    the seconds the update loop took."""
+    """`epochs` passes over `gold` with the recipe of the config `nlp` was built from (the
+    simulation's config); the seconds the update loop took."""
+    recipe = Recipe.of(nlp.config)
     examples = [Example(unannotated_copy(nlp, doc), doc) for doc in gold]
     batches = shuffled_batches(examples, epochs, settings.words_per_batch, seed)
-    optimizer = make_optimizer(settings.learn_rate, settings.warmup_fraction, len(batches))
+    optimizer = recipe.optimizer_for(len(batches))
     fix_random_seed(seed)
     start = time.perf_counter()
     for batch in batches:
-        nlp.update(batch, sgd=optimizer, drop=settings.dropout)
+        nlp.update(batch, sgd=optimizer, drop=recipe.dropout)
         optimizer.step_schedules()
     return time.perf_counter() - start
 
@@ -196,6 +194,7 @@ def run_active_learning(
     metrics = {
         "settings": asdict(settings),
         "config": str(config_path),
+        "recipe": asdict(Recipe.of(nlp.config)),
         "n_pool": len(pool),
         "n_dev_docs": len(dev_docs),
         "base_seconds": base_seconds,

@@ -2,6 +2,7 @@
 with configs/cpu.cfg's component (what `spacy project run active-learning` runs on MiniLM)."""
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from spacy_bert_ner.experiments.active_learning import (
     sentences_to_reach,
     summarise,
 )
+from spacy_bert_ner.experiments.recipe import Recipe
 from spacy_bert_ner.labelling.select import expected_errors
 from spacy_bert_ner.pipeline.predict import unannotated_copy
 
@@ -118,6 +120,8 @@ def test_a_whole_simulation_on_the_tiny_encoder(tiny_encoder, tmp_path):
         assert len(chain["dev_f1"]) == 3 and all(0.0 <= f <= 1.0 for f in chain["dev_f1"])
         assert chain["dev_f1"][0] == metrics["chains"][0]["dev_f1"][0]  # the same base model
     assert metrics["n_pool"] == 22
+    config = spacy.util.load_config(CPU_CFG)
+    assert metrics["recipe"] == asdict(Recipe.of(config))  # the config's, fitted per run
     assert json.loads((tmp_path / "al.json").read_text())["summary"] == metrics["summary"]
     assert (tmp_path / "al.png").read_bytes()[:4] == b"\x89PNG"
     assert spacy.load(tmp_path / "work" / "base").pipe_names == ["bert_ner"]
