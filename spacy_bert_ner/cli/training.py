@@ -110,7 +110,9 @@ def continual(
     new_type: str = typer.Option("MISC", "--new-type", help="Entity type to teach"),
     epochs: int = typer.Option(3, "--epochs", help="Passes over the new set"),
     words_per_batch: int = typer.Option(464, "--words-per-batch", help="Words per update"),
-    learn_rate: float = typer.Option(5e-5, "--learn-rate", help="Peak learning rate"),
+    learn_rate: float = typer.Option(
+        None, "--learn-rate", help="Peak learning rate (default: the base pipeline's config's)"
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of batching and dropout"),
 ) -> None:
     """Teach a trained pipeline a new type three ways (naive, rehearsal, rehearsal with

@@ -38,14 +38,13 @@ from ..errors import BertNERError
 from ..pipeline.bert_ner import BertNER
 from ..pipeline.loading import bert_ner_pipes, load_pipeline
 from ..pipeline.losses import log_softmax
+from ..pipeline.predict import scored_batches
 from ..posteriors import posteriors
 from ..tags import NO_TARGET
-from .command import unannotated_copy
 
 #: Search range of the temperature: far beyond any fitted value (usually 1-3).
 _LOG_T_RANGE = (math.log(0.05), math.log(20.0))
 _SEARCH_STEPS = 60
-_BATCH = 64
 
 
 class Objective(StrEnum):
@@ -55,21 +54,14 @@ class Objective(StrEnum):
     tags = "tags"
 
 
-def component_inputs(nlp: spacy.Language, name: str, gold_docs: Sequence[Doc]) -> list[Doc]:
-    """Copies of the gold docs' tokens, run through the components before `name` (a shared
-    transformer, a sentencizer) so that `name`'s `predict` sees what it sees in the pipeline."""
-    before = nlp.pipe_names[: nlp.pipe_names.index(name)]
-    copies = [unannotated_copy(nlp, gold) for gold in gold_docs]
-    with nlp.select_pipes(enable=before):
-        return list(nlp.pipe(copies, batch_size=_BATCH))
-
-
-def predict_logits(pipe: BertNER, docs: Sequence[Doc]) -> list[np.ndarray]:
-    """`pipe`'s raw logits per doc (no temperature), in batches."""
-    out: list[np.ndarray] = []
-    for i in range(0, len(docs), _BATCH):
-        out.extend(pipe.model.ops.to_numpy(s) for s in pipe.predict(docs[i : i + _BATCH]))
-    return out
+def component_logits(
+    nlp: spacy.Language, name: str, gold_docs: Sequence[Doc]
+) -> tuple[list[Doc], list[np.ndarray]]:
+    """Component `name`'s raw logits (no temperature) on copies of the gold docs, and the
+    copies as it saw them (after the pipes before it: their sentence starts are the lattice's
+    segments)."""
+    batches = list(scored_batches(nlp, name, gold_docs))
+    return [doc for b in batches for doc in b.docs], [lg for b in batches for lg in b.logits()]
 
 
 def gold_targets(pipe: BertNER, gold_docs: Sequence[Doc]) -> list[np.ndarray]:
@@ -123,8 +115,7 @@ def decode_on_gold(
 ) -> DecodedOnGold:
     """Decode component `name` on copies of `gold_docs` (at T = 1: the entities do not depend
     on T) and mark each entity right or wrong."""
-    docs = component_inputs(nlp, name, gold_docs)
-    logits = predict_logits(pipe, docs)
+    docs, logits = component_logits(nlp, name, gold_docs)
     scheme = pipe.tag_scheme
     log_probs = [log_softmax(doc_logits, np) for doc_logits in logits]
     starts = [
@@ -204,7 +195,7 @@ def calibrate_pipeline(
                 for t in (current, temperature)
             )
         else:
-            logits = np.concatenate(predict_logits(pipe, component_inputs(nlp, name, gold_docs)))
+            logits = np.concatenate(component_logits(nlp, name, gold_docs)[1])
             targets = np.concatenate(gold_targets(pipe, gold_docs))
             temperature = fit_temperature(logits, targets)
             known = targets != NO_TARGET

@@ -8,47 +8,19 @@ JSON, a PNG and a displaCy page of the sentences the model got wrong are written
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import spacy
-from spacy.tokens import Doc
-from tqdm import tqdm
 from wasabi import msg
 
 from ..conll import load_gold_docs
 from ..errors import BertNERError
 from ..io import write_json
-from ..pipeline.loading import entity_getter, load_pipeline
+from ..pipeline.loading import load_pipeline
+from ..pipeline.predict import predict_on_gold
 from .errors_page import write_error_page
 from .plots import plot_metrics
 from .scores import entity_confusion, print_report, score_docs
-
-
-def unannotated_copy(nlp: spacy.Language, gold: Doc) -> Doc:
-    """The gold doc's tokens (and sentence starts, if any) without any entities."""
-    sent_starts: list[bool | int | None] | None = (
-        [bool(token.is_sent_start) for token in gold] if gold.has_annotation("SENT_START") else None
-    )
-    return Doc(
-        nlp.vocab,
-        words=[token.text for token in gold],
-        spaces=[bool(token.whitespace_) for token in gold],
-        sent_starts=sent_starts,
-    )
-
-
-def predict_on_gold(nlp: spacy.Language, gold_docs: Sequence[Doc]) -> list[Doc]:
-    """The pipeline's predictions on copies of the gold docs' own tokens, in order, as
-    `doc.ents` wherever the pipeline writes them: a `bert_ner` with a `spans_key` writes
-    `doc.spans`, and the gold's entities, which every score compares with, are `doc.ents`."""
-    entities = entity_getter(nlp)
-    inputs = (unannotated_copy(nlp, gold) for gold in gold_docs)
-    predicted = list(tqdm(nlp.pipe(inputs), total=len(gold_docs), unit="doc", desc="predicting"))
-    for doc in predicted:
-        doc.ents = entities(doc)
-    return predicted
 
 
 def evaluate_pipeline(

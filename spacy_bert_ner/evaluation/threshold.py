@@ -20,8 +20,8 @@ from ..conll import load_gold_docs
 from ..errors import BertNERError
 from ..io import write_json
 from ..pipeline.loading import load_pipeline, single_bert_ner_pipe
+from ..pipeline.predict import predict_on_gold
 from ..pipeline.spans import SCORE_EXTENSION
-from .command import predict_on_gold
 from .plots import png_figure
 
 

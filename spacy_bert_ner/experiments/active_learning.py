@@ -33,21 +33,21 @@ from wasabi import msg
 
 from ..conll import load_gold_docs
 from ..errors import BertNERError
-from ..evaluation.command import predict_on_gold, unannotated_copy
 from ..evaluation.plots import png_figure
 from ..evaluation.scores import score_docs
 from ..io import write_json
 from ..labelling.select import expected_errors
 from ..pipeline.loading import single_bert_ner_pipe
-from .continual import make_optimizer, shuffled_batches
+from ..pipeline.predict import predict_on_gold, scored_batches, unannotated_copy
+from .recipe import Recipe, shuffled_batches
 
 UNCERTAINTY = "uncertainty"
 
 
 @dataclass(frozen=True)
 class ActiveLearningSettings:
-    """The simulation's sizes and the fine-tuning recipe (cpu.cfg's optimizer and dropout, its
-    schedule squeezed to each run)."""
+    """The simulation's sizes; the fine-tuning recipe is the config's (`recipe`: its optimizer
+    and dropout, its schedule fitted to each run)."""
 
     seed_sentences: int = 1000
     rounds: int = 4
@@ -58,9 +58,6 @@ class ActiveLearningSettings:
     base_epochs: int = 3
     round_epochs: int = 1
     words_per_batch: int = 464
-    learn_rate: float = 5e-5
-    warmup_fraction: float = 0.1
-    dropout: float = 0.1
     seed: int = 0
 
 
@@ -79,27 +76,29 @@ def sentences_of(docs: Sequence[Doc]) -> list[Doc]:
 def fine_tune(
     nlp: Language, gold: Sequence[Doc], epochs: int, settings: ActiveLearningSettings, seed: int
 ) -> float:
-    """`epochs` passes of cpu.cfg's recipe (Adam, warm-up then linear decay) over `gold`;
-    the seconds the update loop took."""
+    """`epochs` passes over `gold` with the recipe of the config `nlp` was built from (the
+    simulation's config); the seconds the update loop took."""
+    recipe = Recipe.of(nlp.config)
     examples = [Example(unannotated_copy(nlp, doc), doc) for doc in gold]
     batches = shuffled_batches(examples, epochs, settings.words_per_batch, seed)
-    optimizer = make_optimizer(settings.learn_rate, settings.warmup_fraction, len(batches))
+    optimizer = recipe.optimizer_for(len(batches))
     fix_random_seed(seed)
     start = time.perf_counter()
     for batch in batches:
-        nlp.update(batch, sgd=optimizer, drop=settings.dropout)
+        nlp.update(batch, sgd=optimizer, drop=recipe.dropout)
         optimizer.step_schedules()
     return time.perf_counter() - start
 
 
 def most_uncertain(nlp: Language, pool: Sequence[Doc], n: int) -> list[int]:
     """Indices of the `n` pool sentences with the most expected entity errors (`select`'s
-    measure), on the gold tokens."""
-    name, pipe = single_bert_ner_pipe(nlp, "active learning")
-    errors: list[float] = []
-    for start in range(0, len(pool), 64):
-        docs = [unannotated_copy(nlp, doc) for doc in pool[start : start + 64]]
-        errors += [expected_errors(d) for d in pipe.decode(docs, pipe.predict(docs))]
+    measure), on the gold tokens, after the pipes before bert_ner (a listener's encoder)."""
+    name, _ = single_bert_ner_pipe(nlp, "active learning")
+    errors = [
+        expected_errors(found)
+        for batch in scored_batches(nlp, name, pool)
+        for found in batch.decoded()
+    ]
     return sorted(range(len(pool)), key=lambda i: -errors[i])[:n]
 
 
@@ -195,6 +194,7 @@ def run_active_learning(
     metrics = {
         "settings": asdict(settings),
         "config": str(config_path),
+        "recipe": asdict(Recipe.of(nlp.config)),
         "n_pool": len(pool),
         "n_dev_docs": len(dev_docs),
         "base_seconds": base_seconds,

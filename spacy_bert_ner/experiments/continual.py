@@ -9,13 +9,13 @@ Starting from the same trained pipeline (the "base" model, which never saw the n
   predictions of the old types (gold spans win where they overlap).
 
 Every variant runs the loop `spacy train` runs (the rehearsal gradients are accumulated
-before each update, one optimizer step applies both) with the same batches, schedule and
-seed, and is scored on the test set: F1 over the old types with the new type removed from
-gold and predictions, and F1 of the new type. Training seconds are wall-clock time of the
-update loop; pseudo-labelling is timed apart.
+before each update, one optimizer step applies both) with the base pipeline's own recipe
+(its config's optimizer and dropout, the schedule fitted to the run: `recipe`), the same
+batches and seed, and is scored on the test set: F1 over the old types with the new type
+removed from gold and predictions, and F1 of the new type. Training seconds are wall-clock
+time of the update loop; pseudo-labelling is timed apart.
 """
 
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -26,20 +26,20 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
-from spacy.training.batchers import minibatch_by_words
-from thinc.api import Adam, Optimizer, fix_random_seed, warmup_linear
+from thinc.api import fix_random_seed
 from wasabi import msg
 
 from ..conll import load_gold_docs
 from ..errors import BertNERError
-from ..evaluation.command import predict_on_gold, unannotated_copy
 from ..evaluation.plots import png_figure
 from ..evaluation.scores import score_docs
 from ..io import write_json
 from ..pipeline.loading import load_pipeline, single_bert_ner_pipe
+from ..pipeline.predict import predict_on_gold, unannotated_copy
 from ..training.callbacks import make_rehearsal
 from ..training.readers import create_sentence_runs_reader
 from .continual_data import drop_types, merge_pseudo_labels
+from .recipe import Recipe, shuffled_batches
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,13 @@ VARIANTS = (
 
 @dataclass(frozen=True)
 class ContinualSettings:
-    """How each variant continues training (cpu.cfg's optimizer recipe, shorter)."""
+    """How each variant continues training; the optimizer and dropout are the base pipeline's
+    config's (`recipe`), `learn_rate` replaces its peak rate when given."""
 
     new_type: str = "MISC"
     epochs: int = 3
     words_per_batch: int = 464
-    learn_rate: float = 5e-5
-    warmup_fraction: float = 0.1
+    learn_rate: float | None = None
     rehearsal_max_words: int = 100
     seed: int = 0
 
@@ -122,6 +122,7 @@ def run_continual_experiment(
 
     metrics = {
         "settings": asdict(settings),
+        "recipe": asdict(Recipe.of(base.config)),
         "old_types": old_types,
         "base_model": str(base_model),
         "n_new_docs": len(new_docs),
@@ -149,8 +150,9 @@ def continue_training(
     Returns the seconds the update loop took, its number of steps and the summed losses.
     """
     name, pipe = single_bert_ner_pipe(nlp, "continual")
+    recipe = Recipe.of(nlp.config)
     batches = shuffled_batches(examples, settings.epochs, settings.words_per_batch, settings.seed)
-    optimizer = make_optimizer(settings.learn_rate, settings.warmup_fraction, len(batches))
+    optimizer = recipe.optimizer_for(len(batches), settings.learn_rate)
     rehearse = None
     if rehearsal_examples is not None:
         # The rehearsal copy must be taken before the head grows: it is the old model.
@@ -168,40 +170,9 @@ def continue_training(
     for step, batch in enumerate(batches):
         if rehearse is not None:
             rehearse(nlp, {"step": step})
-        nlp.update(batch, sgd=optimizer, losses=losses)
+        nlp.update(batch, sgd=optimizer, drop=recipe.dropout, losses=losses)
         optimizer.step_schedules()
     return time.perf_counter() - start, len(batches), losses
-
-
-def shuffled_batches(
-    examples: Sequence[Example], epochs: int, words_per_batch: int, seed: int
-) -> list[list[Example]]:
-    """`epochs` passes over `examples`, each in a new seeded order, cut into batches of about
-    `words_per_batch` words as `spacy train`'s `batch_by_words` cuts them."""
-    rng = random.Random(seed)
-    batches: list[list[Example]] = []
-    for _ in range(epochs):
-        order = list(examples)
-        rng.shuffle(order)
-        batches += list(minibatch_by_words(order, size=words_per_batch, tolerance=0.2))
-    return batches
-
-
-def make_optimizer(learn_rate: float, warmup_fraction: float, total_steps: int) -> Optimizer:
-    """configs/cpu.cfg's Adam (decoupled weight decay, clipping, no averages) over a run of
-    `total_steps`: its schedule's shape, squeezed to this run."""
-    schedule = warmup_linear(
-        initial_rate=learn_rate,
-        warmup_steps=max(1, round(warmup_fraction * total_steps)),
-        total_steps=max(1, total_steps),
-    )
-    return Adam(
-        learn_rate=schedule,  # type: ignore[arg-type]
-        L2=0.01,
-        L2_is_weight_decay=True,
-        grad_clip=1.0,
-        use_averages=False,
-    )
 
 
 def score_continual(

@@ -4,8 +4,9 @@ Each trial is the config with a few dotted keys overridden (the search space, se
 `search_space`), trained in-process without saving (`trial.run_trial`); its value is the best
 dev score `spacy train` reached, which is what model-best would keep. Bad trials stop early:
 the dev score of every evaluation goes to the engine's pruner (Optuna's median rule, or Ray
-Tune's ASHA). Both engines end in the same outputs: a table of trials, the best config as a
-`.cfg`, and a plot of dev score by trial and of parameter importance (Optuna's fANOVA).
+Tune's ASHA). Both engines end in the same outputs (`tune_report`): a table of trials, the
+best config as a `.cfg`, and a plot of dev score by trial and of parameter importance
+(Optuna's fANOVA).
 
 Optuna keeps the study in SQLite, so a search stopped with Ctrl-C (or killed) resumes where it
 was: rerunning the command runs only the trials still missing, and a trial that was cut off
@@ -13,7 +14,8 @@ is run again with the same values. Ray Tune resumes its own experiment directory
 and spreads trials over whatever cluster `ray.init()` joins.
 """
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -22,16 +24,12 @@ from spacy import util
 from wasabi import msg
 
 from ..errors import BertNERError, parse_choice
-from ..evaluation.plots import png_figure
 from ..extras import require
-from ..io import atomic_path, write_json
 from .search_space import load_search_space
 from .trial import run_trial
+from .tune_report import TrialRecord, write_outputs
 
 STUDY_FILE = "study.db"
-BEST_CONFIG = "best.cfg"
-TRIALS_JSON = "trials.json"
-PLOT = "search.png"
 #: Metric the trials report to Ray Tune: the best dev score so far.
 RAY_METRIC = "best_score"
 
@@ -60,19 +58,6 @@ class TuneSettings:
     def __post_init__(self) -> None:
         # A Python caller may give the engine's name; a misspelt one must not fall to optuna.
         self.engine = parse_choice(TuneEngine, self.engine, "engine")
-
-
-@dataclass
-class TrialRecord:
-    """One trial as the outputs show it."""
-
-    number: int
-    state: str
-    score: float | None
-    params: dict[str, Any]
-    best_step: int | None = None
-    seconds: float | None = None
-    scores: list[float] = field(default_factory=list)
 
 
 def tune(
@@ -104,7 +89,7 @@ def tune(
         records = _search_ray(config_path, space, output_dir, settings, overrides)
     else:
         records = _search_optuna(config_path, space, output_dir, settings, overrides)
-    _write_outputs(records, space, config_path, output_dir)
+    write_outputs(records, space, config_path, output_dir)
     return records
 
 
@@ -127,22 +112,12 @@ def _search_optuna(
     settings: TuneSettings,
     overrides: dict[str, Any],
 ) -> list[TrialRecord]:
+    """The trials still missing from the study in `output_dir` (a rerun resumes it), each
+    pruned by the median rule at its evaluations unless `settings.prune` is off."""
     import optuna
     from optuna.trial import TrialState
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=settings.study_name,
-        storage=f"sqlite:///{(output_dir / STUDY_FILE).resolve()}",
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=settings.seed),
-        pruner=(
-            optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-            if settings.prune
-            else optuna.pruners.NopPruner()
-        ),
-        load_if_exists=True,
-    )
+    study = _open_study(output_dir, settings)
     if not study.trials:
         _enqueue_config_values(study, config_path, space)
     _requeue_interrupted(study)
@@ -182,6 +157,26 @@ def _search_optuna(
     return [
         _optuna_record(t) for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
     ]
+
+
+def _open_study(output_dir: Path, settings: TuneSettings) -> Any:
+    """The study's SQLite file in `output_dir`, created or loaded: TPE sampling, median
+    pruning after two trials."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        study_name=settings.study_name,
+        storage=f"sqlite:///{(output_dir / STUDY_FILE).resolve()}",
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=settings.seed),
+        pruner=(
+            optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+            if settings.prune
+            else optuna.pruners.NopPruner()
+        ),
+        load_if_exists=True,
+    )
 
 
 def _enqueue_config_values(study: Any, config_path: Path, space: dict[str, Any]) -> None:
@@ -260,11 +255,37 @@ def _search_ray(
     rerunning resumes the experiment in `output_dir/ray`."""
     ray_tune = require("ray.tune", "tune --engine ray")
     import ray
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
+
+    trainable = _ray_trainable(config_path, overrides, settings.gpu_id)
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(include_dashboard=False, log_to_driver=False)
+    storage = (output_dir / "ray").resolve()
+    experiment = storage / settings.study_name
+    resources = ray_tune.with_resources(
+        trainable, {"cpu": settings.cpus_per_trial, "gpu": 1 if settings.gpu_id >= 0 else 0}
+    )
+    try:
+        if ray_tune.Tuner.can_restore(str(experiment)):
+            msg.info(f"resuming the Ray Tune experiment in {experiment}")
+            tuner = ray_tune.Tuner.restore(str(experiment), resources, resume_errored=True)
+        else:
+            tuner = _new_ray_tuner(resources, space, storage, settings)
+        results: Any = tuner.fit()
+    finally:
+        if started_here:
+            ray.shutdown()
+    return [_ray_record(number, result, space) for number, result in enumerate(results)]
+
+
+def _ray_trainable(
+    config_path: Path, overrides: dict[str, Any], gpu_id: int
+) -> Callable[[dict[str, Any]], None]:
+    """One trial as Ray Tune runs it: the best dev score so far reported at each evaluation
+    (what ASHA compares), from the user's working directory."""
+    from ray import tune as ray_tune
 
     cwd = Path.cwd()
-    gpu_id = settings.gpu_id
 
     def trainable(params: dict[str, Any]) -> None:
         import os
@@ -279,153 +300,45 @@ def _search_ray(
 
         run_trial(config_path, {**overrides, **params}, report, gpu_id=gpu_id)
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(include_dashboard=False, log_to_driver=False)
-    storage = (output_dir / "ray").resolve()
-    experiment = storage / settings.study_name
-    resources = ray_tune.with_resources(
-        trainable, {"cpu": settings.cpus_per_trial, "gpu": 1 if gpu_id >= 0 else 0}
+    return trainable
+
+
+def _new_ray_tuner(
+    resources: Any, space: dict[str, Any], storage: Path, settings: TuneSettings
+) -> Any:
+    """A Ray Tune experiment under `storage`: Optuna's TPE over the space, ASHA pruning (or
+    none), `settings.workers` trials at once."""
+    from ray import tune as ray_tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    scheduler = (
+        ASHAScheduler(metric=RAY_METRIC, mode="max", grace_period=1)
+        if settings.prune
+        else FIFOScheduler()
     )
-    try:
-        if ray_tune.Tuner.can_restore(str(experiment)):
-            msg.info(f"resuming the Ray Tune experiment in {experiment}")
-            tuner = ray_tune.Tuner.restore(str(experiment), resources, resume_errored=True)
-        else:
-            tuner = ray_tune.Tuner(
-                resources,
-                tune_config=ray_tune.TuneConfig(
-                    search_alg=OptunaSearch(
-                        space, metric=RAY_METRIC, mode="max", seed=settings.seed
-                    ),
-                    scheduler=(
-                        ASHAScheduler(metric=RAY_METRIC, mode="max", grace_period=1)
-                        if settings.prune
-                        else FIFOScheduler()
-                    ),
-                    num_samples=settings.trials,
-                    max_concurrent_trials=settings.workers,
-                ),
-                run_config=ray_tune.RunConfig(
-                    name=settings.study_name, storage_path=str(storage), verbose=0
-                ),
-            )
-        results: Any = tuner.fit()
-    finally:
-        if started_here:
-            ray.shutdown()
-    records = []
-    for number, result in enumerate(results):
-        metrics = result.metrics or {}
-        history = result.metrics_dataframe
-        scores = [] if history is None else [float(s) for s in history["score"]]
-        records.append(
-            TrialRecord(
-                number=number,
-                state="FAIL" if result.error else "COMPLETE",
-                score=metrics.get(RAY_METRIC),
-                params={key: (result.config or {}).get(key) for key in space},
-                seconds=metrics.get("time_total_s"),
-                scores=scores,
-            )
-        )
-    return records
-
-
-# -- outputs -----------------------------------------------------------------------------------
-
-
-def _write_outputs(
-    records: list[TrialRecord], space: dict[str, Any], config_path: Path, output_dir: Path
-) -> None:
-    scored = [r for r in records if r.state == "COMPLETE" and r.score is not None]
-    _print_table(records, list(space))
-    write_json(output_dir / TRIALS_JSON, [asdict(r) for r in records])
-    if not scored:
-        msg.warn("no trial completed: no best config")
-        return
-    best = max(scored, key=lambda r: r.score or 0.0)
-    config = util.load_config(config_path, overrides=best.params, interpolate=False)
-    with atomic_path(output_dir / BEST_CONFIG) as tmp:
-        config.to_disk(tmp)
-    msg.good(
-        f"best: trial {best.number}, dev score {best.score:.4f}; config in "
-        f"{output_dir / BEST_CONFIG}"
+    return ray_tune.Tuner(
+        resources,
+        tune_config=ray_tune.TuneConfig(
+            search_alg=OptunaSearch(space, metric=RAY_METRIC, mode="max", seed=settings.seed),
+            scheduler=scheduler,
+            num_samples=settings.trials,
+            max_concurrent_trials=settings.workers,
+        ),
+        run_config=ray_tune.RunConfig(
+            name=settings.study_name, storage_path=str(storage), verbose=0
+        ),
     )
-    _plot(records, space, output_dir / PLOT)
 
 
-def _print_table(records: list[TrialRecord], keys: list[str]) -> None:
-    header = ["trial", "state", "dev score", "best step", "seconds", *keys]
-    rows = [
-        [
-            r.number,
-            r.state,
-            "" if r.score is None else f"{r.score:.4f}",
-            "" if r.best_step is None else r.best_step,
-            "" if r.seconds is None else f"{r.seconds:.0f}",
-            *(_short(r.params.get(key)) for key in keys),
-        ]
-        for r in records
-    ]
-    msg.table(rows, header=header, divider=True)
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def parameter_importances(records: list[TrialRecord], space: dict[str, Any]) -> dict[str, float]:
-    """Optuna's fANOVA importances over the completed trials (empty when there are fewer than
-    two, or when their values do not vary)."""
-    import optuna
-
-    scored = [r for r in records if r.state == "COMPLETE" and r.score is not None]
-    study = optuna.create_study(direction="maximize")
-    study.add_trials(
-        [
-            optuna.trial.create_trial(params=r.params, distributions=space, value=r.score)
-            for r in scored
-        ]
+def _ray_record(number: int, result: Any, space: dict[str, Any]) -> TrialRecord:
+    metrics = result.metrics or {}
+    history = result.metrics_dataframe
+    return TrialRecord(
+        number=number,
+        state="FAIL" if result.error else "COMPLETE",
+        score=metrics.get(RAY_METRIC),
+        params={key: (result.config or {}).get(key) for key in space},
+        seconds=metrics.get("time_total_s"),
+        scores=[] if history is None else [float(s) for s in history["score"]],
     )
-    if len(scored) < 2 or len({r.score for r in scored}) < 2:
-        return {}
-    try:
-        return dict(optuna.importance.get_param_importances(study))
-    except (RuntimeError, ValueError):
-        return {}
-
-
-def _plot(records: list[TrialRecord], space: dict[str, Any], path: Path) -> None:
-    importances = parameter_importances(records, space)
-    with png_figure(path, ncols=2, figsize=(11, 4)) as (_, (by_trial, importance)):
-        for state, marker in (("COMPLETE", "o"), ("PRUNED", "x")):
-            shown = [r for r in records if r.state == state and r.scores]
-            by_trial.scatter(
-                [r.number for r in shown],
-                [r.score if r.score is not None else max(r.scores) for r in shown],
-                marker=marker,
-                label=state.lower(),
-            )
-        scored = [r for r in records if r.state == "COMPLETE" and r.score is not None]
-        running = [
-            max(float(r.score or 0.0) for r in scored if r.number <= n.number) for n in scored
-        ]
-        by_trial.plot([r.number for r in scored], running, drawstyle="steps-post", label="best")
-        by_trial.set(
-            xlabel="trial", ylabel="dev score (best evaluation)", title="Dev score by trial"
-        )
-        by_trial.legend()
-        if importances:
-            names = list(importances)[::-1]
-            importance.barh(names, [importances[n] for n in names])
-            importance.set(xlabel="importance (fANOVA)", title="Parameter importance")
-        else:
-            importance.text(
-                0.5,
-                0.5,
-                "needs two completed trials\nwith different scores",
-                ha="center",
-                va="center",
-            )
-            importance.set_axis_off()

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import typer
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import DocBin
 from spacy.vocab import Vocab
 from wasabi import msg
 
@@ -34,6 +34,7 @@ from ..errors import BertNERError
 from ..io import atomic_path
 from ..pipeline.bert_ner import BertNER
 from ..pipeline.loading import load_pipeline, single_bert_ner_pipe
+from ..pipeline.predict import scored_batches
 from ..pipeline.spans import DecodedDoc
 from .formats import (
     Candidate,
@@ -43,8 +44,6 @@ from .formats import (
     labelling_config,
     prodigy_task,
 )
-
-_BATCH = 64
 
 
 def expected_errors(decoded: DecodedDoc) -> float:
@@ -75,20 +74,18 @@ def candidates(
     nlp: Language, name: str, pipe: BertNER, texts: list[tuple[str, str]]
 ) -> Iterator[Candidate]:
     """Every input document with the pipeline's bert_ner entities and its expected errors."""
-    before = nlp.pipe_names[: nlp.pipe_names.index(name)]
-    for i in range(0, len(texts), _BATCH):
-        batch = texts[i : i + _BATCH]
-        with nlp.select_pipes(enable=before):
-            docs: list[Doc] = list(nlp.pipe(text for _, text in batch))
-        for (doc_id, text), decoded in zip(
-            batch, pipe.decode(docs, pipe.predict(docs)), strict=True
-        ):
-            entities = [
-                (span.start_char, span.end_char, span.label_, prob)
-                for span, prob in decoded.entities
-                if prob >= pipe.cfg["threshold"]
-            ]
-            yield Candidate(doc_id, text, entities, expected_errors(decoded))
+    decoded = (
+        found
+        for batch in scored_batches(nlp, name, (text for _, text in texts))
+        for found in batch.decoded()
+    )
+    for (doc_id, text), found in zip(texts, decoded, strict=True):
+        entities = [
+            (span.start_char, span.end_char, span.label_, prob)
+            for span, prob in found.entities
+            if prob >= pipe.cfg["threshold"]
+        ]
+        yield Candidate(doc_id, text, entities, expected_errors(found))
 
 
 def select_documents(

@@ -120,13 +120,22 @@ def distillation_loss(
     return (1.0 - weight) * ce + scale * temperature * kl, (1.0 - weight) * d_ce + scale * d_kl
 
 
-def tutor_columns(tags: Sequence[str], tutor_tags: Sequence[str], name: str) -> list[int]:
-    """Where each of the rehearsal model's tags sits in the current head (`rehearsal_kl`'s
-    `columns`); the head may have grown since, but must not have lost any."""
+#: Per operation that matches a tutor's distributions, what its errors say the tutor does.
+_TUTORS = {"rehearsal": "the rehearsal model predicts", "distillation": "the teachers predict"}
+
+
+def tutor_columns(
+    tags: Sequence[str], tutor_tags: Sequence[str], name: str, operation: str = "rehearsal"
+) -> list[int]:
+    """Where each tag of the model being matched sits in the current head (`token_kl`'s
+    `columns`); the head may have more tags, but must hold all of the tutor's.
+
+    `operation` (a key of `_TUTORS`) is what the error names: a teacher/head mismatch in
+    distillation must not read as a rehearsal failure.
+    """
     missing = [tag for tag in tutor_tags if tag not in tags]
     if missing:
         raise BertNERError(
-            f"{name}: cannot rehearse, the head lost the tags {missing} that the "
-            "rehearsal model predicts"
+            f"{name}: {operation}: the head lacks the tags {missing} that {_TUTORS[operation]}"
         )
     return [list(tags).index(tag) for tag in tutor_tags]

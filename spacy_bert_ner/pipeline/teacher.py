@@ -75,7 +75,9 @@ def teacher_targets(
             )
         rows.append(teacher["probs"])
     assert tags is not None
-    return TeacherTargets(np.concatenate(rows), tutor_columns(head_tags, tags, name))
+    return TeacherTargets(
+        np.concatenate(rows), tutor_columns(head_tags, tags, name, operation="distillation")
+    )
 
 
 def gold_and_teacher_loss(

@@ -19,17 +19,14 @@ training, where it is 1). Probabilities are stored as float16 (CoNLL-2003's trai
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import spacy
 import srsly
-from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.util import minibatch
 from wasabi import msg
 
 from ..conll import load_gold_docs
@@ -38,6 +35,7 @@ from ..io import atomic_path
 from ..pipeline.gold import excerpt
 from ..pipeline.loading import load_pipeline, single_bert_ner_pipe
 from ..pipeline.losses import log_softmax
+from ..pipeline.predict import scored_batches
 
 #: The file's `format` field: what `read_teacher_distributions` accepts.
 FORMAT = "spacy_bert_ner.teacher_distributions.v1"
@@ -187,8 +185,9 @@ def _average_distributions(
             )
         order = [teacher_tags.index(tag) for tag in tags]
         probs = (
-            np.exp(log_softmax(rows, np))[:, order]
-            for rows in _logits(nlp, name, docs, docs_per_batch)
+            np.exp(log_softmax(np.asarray(logits, dtype=np.float64), np))[:, order]
+            for batch in scored_batches(nlp, name, docs, docs_per_batch)
+            for logits in batch.logits()
         )
         if not sums:
             sums = list(probs)
@@ -197,15 +196,3 @@ def _average_distributions(
         msg.info(f"{path}: {len(docs)} documents in {time.perf_counter() - start:.0f} s")
     assert tags is not None
     return tags, [(total / len(teachers)).astype(np.float16) for total in sums]
-
-
-def _logits(nlp: Language, name: str, docs: list[Doc], docs_per_batch: int) -> Iterator[np.ndarray]:
-    """`name`'s logits for each doc's words, after the pipes before it (a listener's encoder)."""
-    pipe: Any = nlp.get_pipe(name)
-    before = nlp.pipe_names[: nlp.pipe_names.index(name)]
-    for batch in minibatch(docs, docs_per_batch):
-        inputs = [Doc(nlp.vocab, words=[token.text for token in doc]) for doc in batch]
-        with nlp.select_pipes(enable=before):
-            inputs = list(nlp.pipe(inputs))
-        for scores in pipe.predict(inputs):
-            yield np.asarray(pipe.model.ops.to_numpy(scores), dtype=np.float64)

@@ -21,10 +21,11 @@ from typer.testing import CliRunner
 
 from spacy_bert_ner.conll import load_gold_docs
 from spacy_bert_ner.errors import BertNERError
-from spacy_bert_ner.evaluation.command import evaluate_pipeline, unannotated_copy
+from spacy_bert_ner.evaluation.command import evaluate_pipeline
 from spacy_bert_ner.evaluation.errors_page import write_error_page
 from spacy_bert_ner.evaluation.plots import plot_metrics
 from spacy_bert_ner.evaluation.scores import doc_iob2, entity_confusion, print_report, score_docs
+from spacy_bert_ner.pipeline.predict import unannotated_copy
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LABELS = ["PER", "ORG", "LOC", "MISC"]

@@ -2,6 +2,7 @@
 with configs/cpu.cfg's component (what `spacy project run active-learning` runs on MiniLM)."""
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,15 @@ from spacy.tokens import Doc, DocBin
 
 from spacy_bert_ner.experiments.active_learning import (
     ActiveLearningSettings,
+    most_uncertain,
     run_active_learning,
     sentences_of,
     sentences_to_reach,
     summarise,
 )
+from spacy_bert_ner.experiments.recipe import Recipe
+from spacy_bert_ner.labelling.select import expected_errors
+from spacy_bert_ner.pipeline.predict import unannotated_copy
 
 from ..conftest import NEW_ROWS, OLD_ROWS
 
@@ -39,6 +44,30 @@ def test_summary_compares_uncertainty_with_the_mean_of_the_random_chains():
     assert summary["random_mean_dev_f1"] == pytest.approx([0.5, 0.6, 0.7])
     assert summary["uncertainty_sentences_to_random_final"] == pytest.approx(10.0)
     assert summary["share_of_random"] == pytest.approx(0.5)
+
+
+def test_uncertainty_on_a_listener_pipeline_runs_its_transformer(trained_multitask, monkeypatch):
+    """Regression: the pool was scored by bert_ner alone, so a bert_ner listening to a shared
+    transformer read no encoding and ranked sentences on nothing."""
+    nlp = spacy.load(trained_multitask)
+    transformer = nlp.get_pipe("transformer")
+    encoded: list[str] = []
+    predict = transformer.predict
+
+    def spy(docs):
+        docs = list(docs)
+        encoded.extend(doc.text for doc in docs)
+        return predict(docs)
+
+    monkeypatch.setattr(transformer, "predict", spy)
+    pool = [Doc(nlp.vocab, words=words, ents=tags) for words, tags in OLD_ROWS + NEW_ROWS]
+    ranked = most_uncertain(nlp, pool, len(pool))
+    assert sorted(encoded) == sorted(doc.text for doc in pool)
+
+    pipe = nlp.get_pipe("bert_ner")
+    docs = list(nlp.pipe(unannotated_copy(nlp, doc) for doc in pool))
+    errors = [expected_errors(found) for found in pipe.decode(docs, pipe.predict(docs))]
+    assert ranked == sorted(range(len(pool)), key=lambda i: -errors[i])
 
 
 def _write_corpus(path: Path, n_docs: int) -> Path:
@@ -91,6 +120,8 @@ def test_a_whole_simulation_on_the_tiny_encoder(tiny_encoder, tmp_path):
         assert len(chain["dev_f1"]) == 3 and all(0.0 <= f <= 1.0 for f in chain["dev_f1"])
         assert chain["dev_f1"][0] == metrics["chains"][0]["dev_f1"][0]  # the same base model
     assert metrics["n_pool"] == 22
+    config = spacy.util.load_config(CPU_CFG)
+    assert metrics["recipe"] == asdict(Recipe.of(config))  # the config's, fitted per run
     assert json.loads((tmp_path / "al.json").read_text())["summary"] == metrics["summary"]
     assert (tmp_path / "al.png").read_bytes()[:4] == b"\x89PNG"
     assert spacy.load(tmp_path / "work" / "base").pipe_names == ["bert_ner"]

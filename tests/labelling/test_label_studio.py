@@ -148,7 +148,7 @@ def test_select_annotate_in_label_studio_import_and_continue(label_studio, train
     assert {doc.text: [(e.text, e.label_) for e in doc.ents] for doc in docs} == expected
 
     examples = [Example(nlp.make_doc(doc.text), doc) for doc in docs]
-    # Two passes in small batches: the first update runs at warm-up rate 0.
+    # Two passes in small batches, with the pipeline's own recipe at a peak rate of 1e-3.
     settings = ContinualSettings(new_type="PER", epochs=2, words_per_batch=16, learn_rate=1e-3)
     before = nlp.get_pipe("bert_ner").predict([nlp.make_doc(texts[0])])[0].copy()
     seconds, steps, losses = continue_training(nlp, examples, examples, settings)

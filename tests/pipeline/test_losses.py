@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from spacy_bert_ner.errors import BertNERError
 from spacy_bert_ner.pipeline.losses import (
     PROB_FLOOR,
     distillation_loss,
@@ -12,6 +13,7 @@ from spacy_bert_ner.pipeline.losses import (
     log_softmax,
     rehearsal_kl,
     token_cross_entropy,
+    tutor_columns,
 )
 from spacy_bert_ner.tags import NO_TARGET
 
@@ -128,3 +130,22 @@ def test_log_softmax_is_torchs():
     logits = random_logits(3, n_tokens=11, n_tags=6)
     expected = torch.log_softmax(torch.tensor(logits), dim=1).numpy()
     np.testing.assert_allclose(log_softmax(logits, np), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_tutor_columns_find_the_tutors_tags_in_a_grown_head():
+    assert tutor_columns(["O", "B-X", "B-PER", "I-PER"], ["O", "B-PER", "I-PER"], "ner") == [
+        0,
+        2,
+        3,
+    ]
+
+
+@pytest.mark.parametrize(
+    "operation,tutor",
+    [("rehearsal", "the rehearsal model predicts"), ("distillation", "the teachers predict")],
+)
+def test_a_tag_missing_from_the_head_names_the_operation_that_failed(operation, tutor):
+    with pytest.raises(
+        BertNERError, match=rf"^ner: {operation}: the head lacks the tags \['B-X'\] that {tutor}$"
+    ):
+        tutor_columns(["O"], ["O", "B-X"], "ner", operation=operation)

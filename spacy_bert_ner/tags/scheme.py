@@ -1,17 +1,6 @@
-"""Tag schemes and constrained decoding for BERT token classifiers.
-
-A token classifier scores every token independently, so its per-token argmax can be
-ill-formed: ``O I-PER`` in IOB2, ``B-PER O`` in BIOES. Each evaluator then repairs such
-output its own way - seqeval's default (conlleval) mode reads a stray ``I-PER`` as a new
-entity, its strict mode drops it - and the reported F1 depends on which one you ran.
-Decoding with the scheme's transition constraints (a Viterbi search whose forbidden
-transitions are impossible, not merely penalised) makes every output well-formed, so
-both modes read the same entities and spaCy receives spans no evaluator disputes.
-
-The scheme is detected from the model's own ``id2label`` so a downloaded checkpoint works
-without configuration, and the common case - an argmax that is already well-formed - costs
-one vectorised check instead of a Viterbi pass.
-"""
+"""`TagScheme`: a model's tags with the transitions that make output well-formed, and the
+constrained decoding, entity reading and training targets built on them (see the package's
+docstring for why decoding is constrained)."""
 
 from __future__ import annotations
 
@@ -20,78 +9,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import TagSchemeError
+from .names import OUTSIDE, canonical_scheme, detect_scheme, parse_tags, split_tag, tags_of_labels
 
-SCHEMES = ("IOB2", "IOB1", "BIOES", "BILOU")
-
-# Prefixes each entity type must carry, in the order `from_labels` lays them out.
-_PREFIXES = {
-    "IOB2": ("B", "I"),
-    "IOB1": ("B", "I"),
-    "BIOES": ("B", "I", "E", "S"),
-    "BILOU": ("B", "I", "L", "U"),
-}
-_ALIASES = {"BILUO": "BILOU", "IOBES": "BIOES"}
 # Clamp for Viterbi emissions, below and (negated) above: keeps every reachable path score
 # finite, so an argmax over candidates always lands on an allowed predecessor, even for -inf,
 # NaN or finite scores so large that their sum along a path would overflow to inf (and then
 # inf plus a forbidden transition's -inf is NaN).
 _FLOOR = -1e30
-_OUTSIDE = "O"
 #: Training target of a token whose gold tag is unknown: the loss ignores it.
 NO_TARGET = -1
-
-
-def _show(labels: Iterable[str], limit: int = 10) -> str:
-    """Quote labels for an error message, cut short so a 1000-label map stays readable."""
-    items = list(labels)
-    shown = ", ".join(repr(label) for label in items[:limit])
-    if len(items) > limit:
-        shown += f", ... ({len(items) - limit} more)"
-    return f"[{shown}]"
-
-
-def _scheme_error(problem: str) -> TagSchemeError:
-    return TagSchemeError(f"{problem}; supported tag schemes: {', '.join(SCHEMES)}")
-
-
-def _split(tag: str) -> tuple[str, str] | None:
-    """``"B-PER"`` -> ``("B", "PER")``; None for anything that is not prefix-dash-type."""
-    prefix, dash, entity_type = tag.partition("-")
-    if not dash or len(prefix) != 1 or prefix not in "BIESLU" or not entity_type:
-        return None
-    return prefix, entity_type
-
-
-def canonical_scheme(name: str) -> str:
-    """Normalise a user-given scheme name, so config files may say ``iobes`` or ``BILUO``."""
-    upper = name.strip().upper()
-    upper = _ALIASES.get(upper, upper)
-    if upper not in SCHEMES:
-        raise _scheme_error(f"unknown tag scheme {name!r}")
-    return upper
-
-
-def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
-    """Rewrite IOB1 tags (CoNLL-2003's original files) as IOB2.
-
-    IOB1 marks a begin with ``B-`` only between two adjacent entities of one type, so a
-    reader that expects IOB2 would otherwise see most entities start with ``I-``.
-    """
-    out: list[str] = []
-    prev_type: str | None = None
-    for tag in tags:
-        if tag == _OUTSIDE:
-            out.append(tag)
-            prev_type = None
-            continue
-        parts = _split(tag)
-        if parts is None or parts[0] not in "BI":
-            raise _scheme_error(f"tag {tag!r} is not an IOB1 tag")
-        prefix, entity_type = parts
-        out.append(f"B-{entity_type}" if prefix == "B" or prev_type != entity_type else tag)
-        prev_type = entity_type
-    return out
 
 
 @dataclass(frozen=True)
@@ -120,10 +46,10 @@ class TagScheme:
     def __post_init__(self) -> None:
         name = canonical_scheme(self.name)
         tags = tuple(self.tags)
-        parts = _validate(tags, name)
+        parts = parse_tags(tags, name)
         labels = tuple(sorted({p[1] for p in parts if p is not None}))
         type_of = {label: i for i, label in enumerate(labels)}
-        prefix = np.array([p[0] if p else _OUTSIDE for p in parts], dtype="<U1")
+        prefix = np.array([p[0] if p else OUTSIDE for p in parts], dtype="<U1")
         type_ids = np.array([type_of[p[1]] if p else -1 for p in parts], dtype=np.int64)
 
         is_b, is_i = prefix == "B", prefix == "I"
@@ -135,7 +61,7 @@ class TagScheme:
             allowed_start = ~guarded
             allowed_end = np.ones(len(tags), dtype=bool)
             begins = is_b
-            closes = prefix == _OUTSIDE
+            closes = prefix == OUTSIDE
         else:
             last, single = ("E", "S") if name == "BIOES" else ("L", "U")
             is_open = is_b | is_i  # an entity is in progress and must continue
@@ -151,7 +77,7 @@ class TagScheme:
             "name": name,
             "tags": tags,
             "labels": labels,
-            "outside": tags.index(_OUTSIDE),
+            "outside": tags.index(OUTSIDE),
             "allowed": allowed,
             "allowed_start": allowed_start,
             "allowed_end": allowed_end,
@@ -168,28 +94,13 @@ class TagScheme:
 
     @classmethod
     def from_tags(cls, tags: Sequence[str], scheme: str | None = None) -> TagScheme:
-        """Read the scheme off a model's ``id2label`` values (in id order).
-
-        IOB1 and IOB2 share one label set, so IOB1 is chosen only when ``scheme`` says so.
-        """
-        tags = tuple(tags)
-        if scheme is not None:
-            return cls(canonical_scheme(scheme), tags)
-        prefixes = {p[0] for p in map(_split, tags) if p is not None}
-        bioes, bilou = prefixes & {"E", "S"}, prefixes & {"L", "U"}
-        if bioes and bilou:
-            mixed = [t for t in tags if (p := _split(t)) and p[0] in bioes | bilou]
-            raise _scheme_error(f"tags mix BIOES and BILOU prefixes: {_show(mixed)}")
-        return cls("BIOES" if bioes else "BILOU" if bilou else "IOB2", tags)
+        """Read the scheme off a model's ``id2label`` values (in id order); see `detect_scheme`."""
+        return cls(detect_scheme(tags, scheme), tuple(tags))
 
     @classmethod
     def from_labels(cls, labels: Iterable[str], scheme: str = "IOB2") -> TagScheme:
-        """Lay out the tags of a new classifier head: ``O``, then each sorted label's prefixes."""
-        name = canonical_scheme(scheme)
-        tags = [_OUTSIDE]
-        for label in sorted(set(labels)):
-            tags.extend(f"{prefix}-{label}" for prefix in _PREFIXES[name])
-        return cls(name, tuple(tags))
+        """Lay out the tags of a new classifier head (`tags_of_labels`)."""
+        return cls(scheme, tags_of_labels(labels, scheme))
 
     @property
     def tag_types(self) -> np.ndarray:
@@ -327,11 +238,11 @@ class TagScheme:
             if tag is None or tag == "-":
                 prev, prev_known = None, False
                 continue
-            if tag == _OUTSIDE:
+            if tag == OUTSIDE:
                 out[i] = self.outside
                 prev, prev_known = None, True
                 continue
-            parts = _split(tag)
+            parts = split_tag(tag)
             if parts is None or parts[0] not in "BILU":
                 raise ValueError(f"{tag!r} is not a BILUO tag")
             prefix, label = parts
@@ -398,36 +309,3 @@ def _cuts(segment_starts: np.ndarray | None, n: int) -> np.ndarray:
     if segment_starts is None:
         return np.zeros(0, dtype=np.int64)
     return np.flatnonzero(np.asarray(segment_starts, dtype=bool)[1:n]) + 1
-
-
-def _validate(tags: tuple[str, ...], name: str) -> list[tuple[str, str] | None]:
-    """Parse ``tags`` and check they fit scheme ``name``; None marks the ``O`` tag."""
-    unparsed = [t for t in tags if t != _OUTSIDE and _split(t) is None]
-    if unparsed:
-        raise _scheme_error(f"tags without a B-/I-/E-/S-/L-/U- prefix: {_show(unparsed)}")
-    outside = tags.count(_OUTSIDE)
-    if outside != 1:
-        raise _scheme_error(f"expected exactly one 'O' tag, found {outside} in {_show(tags)}")
-    duplicates = sorted({t for t in tags if tags.count(t) > 1})
-    if duplicates:
-        raise _scheme_error(f"duplicate tags {_show(duplicates)}")
-    parts = [_split(t) for t in tags]
-    required = _PREFIXES[name]
-    foreign = [t for t, p in zip(tags, parts, strict=True) if p and p[0] not in required]
-    if foreign:
-        raise _scheme_error(f"tags {_show(foreign)} do not belong to {name}")
-    present: dict[str, set[str]] = {}
-    for p in parts:
-        if p is not None:
-            present.setdefault(p[1], set()).add(p[0])
-    # An IOB1 model may never have seen a B- tag for a type: its data rarely needs one.
-    needed = ("I",) if name == "IOB1" else required
-    incomplete = [
-        f"{label} has {_show(f'{x}-{label}' for x in sorted(have))}, "
-        f"lacks {_show(f'{x}-{label}' for x in needed if x not in have)}"
-        for label, have in sorted(present.items())
-        if not set(needed) <= have
-    ]
-    if incomplete:
-        raise _scheme_error(f"incomplete {name} tag set: {'; '.join(incomplete)}")
-    return parts
