@@ -1,8 +1,5 @@
-"""Tests for tag-scheme detection and constrained decoding.
-
-Well-formedness is checked here with rules written over tag strings, independently of the
-transition matrices in `spacy_bert_ner.tags`, so a wrong matrix cannot vouch for itself.
-"""
+"""The tag scheme (`tags.scheme`): transitions, constrained decoding, entities, gold
+conversion and segments, checked against the string rules of `tag_rules` and brute force."""
 
 import itertools
 import math
@@ -13,38 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from spacy_bert_ner.errors import TagSchemeError
-from spacy_bert_ner.tags import SCHEMES, TagScheme, canonical_scheme, iob1_to_iob2
+from spacy_bert_ner.tags import SCHEMES, TagScheme
+from tests.tags.tag_rules import encode, ids_of, ok_end, ok_next, well_formed
 
 NEG_INF = -math.inf
-
-
-def ok_next(scheme: str, prev: str | None, tag: str) -> bool:
-    """Whether ``tag`` may follow ``prev`` (None = sequence start), from the scheme's definition."""
-    p_prefix, _, p_type = (prev or "O").partition("-")
-    prefix, _, entity_type = tag.partition("-")
-    if scheme == "IOB2":
-        return prefix != "I" or (p_prefix in ("B", "I") and p_type == entity_type)
-    if scheme == "IOB1":
-        return prefix != "B" or (p_prefix in ("B", "I") and p_type == entity_type)
-    last = "E" if scheme == "BIOES" else "L"
-    if p_prefix in ("B", "I"):  # an entity is open: it must continue with its own type
-        return prefix in ("I", last) and entity_type == p_type
-    return prefix not in ("I", last)
-
-
-def ok_end(scheme: str, tag: str) -> bool:
-    return scheme in ("IOB2", "IOB1") or tag[0] not in "BI"
-
-
-def well_formed(scheme: TagScheme, ids) -> bool:
-    tags = [scheme.tags[i] for i in ids]
-    if not tags:
-        return True
-    prevs = [None, *tags[:-1]]
-    return all(ok_next(scheme.name, p, t) for p, t in zip(prevs, tags, strict=True)) and ok_end(
-        scheme.name, tags[-1]
-    )
 
 
 def path_score(log_probs: np.ndarray, ids) -> float:
@@ -78,135 +47,6 @@ def reference_best(scheme: TagScheme, log_probs: np.ndarray) -> float:
             for j in range(size)
         ]
     return max(best[j] for j in range(size) if ok_end(name, tags[j]))
-
-
-def encode(scheme: TagScheme, spans: list[tuple[int, int, str, float]], n: int) -> list[str]:
-    """Write entity spans back as tags, the way each scheme spells them."""
-    tags = ["O"] * n
-    previous_end, previous_label = -1, None
-    for start, end, label, _ in spans:
-        if scheme.name == "IOB1":
-            first = "B" if (previous_end == start and previous_label == label) else "I"
-            tags[start:end] = [f"{first}-{label}"] + [f"I-{label}"] * (end - start - 1)
-        elif scheme.name == "IOB2":
-            tags[start:end] = [f"B-{label}"] + [f"I-{label}"] * (end - start - 1)
-        else:
-            last, single = ("E", "S") if scheme.name == "BIOES" else ("L", "U")
-            if end - start == 1:
-                tags[start] = f"{single}-{label}"
-            else:
-                middle = [f"I-{label}"] * (end - start - 2)
-                tags[start:end] = [f"B-{label}", *middle, f"{last}-{label}"]
-        previous_end, previous_label = end, label
-    return tags
-
-
-def ids_of(scheme: TagScheme, tags: list[str]) -> np.ndarray:
-    return np.array([scheme.tags.index(t) for t in tags], dtype=np.int64)
-
-
-# --- detection ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("tags", "expected"),
-    [
-        (["O", "B-PER", "I-PER", "B-LOC", "I-LOC"], "IOB2"),
-        (["B-PER", "O", "I-PER"], "IOB2"),
-        (["O", "B-PER", "I-PER", "E-PER", "S-PER"], "BIOES"),
-        (["O", "B-PER", "I-PER", "L-PER", "U-PER"], "BILOU"),
-        (["O"], "IOB2"),
-    ],
-)
-def test_detects_scheme(tags, expected):
-    scheme = TagScheme.from_tags(tags)
-    assert scheme.name == expected
-    assert scheme.tags == tuple(tags)
-    assert scheme.outside == tags.index("O")
-    assert scheme.labels == tuple(sorted({t[2:] for t in tags if t != "O"}))
-
-
-def test_labels_are_sorted_entity_types():
-    scheme = TagScheme.from_tags(["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-MISC"])
-    assert scheme.labels == ("LOC", "MISC", "PER")
-
-
-def test_iob1_only_by_override():
-    tags = ["O", "B-PER", "I-PER"]
-    assert TagScheme.from_tags(tags).name == "IOB2"
-    assert TagScheme.from_tags(tags, scheme="IOB1").name == "IOB1"
-
-
-def test_iob1_override_accepts_types_without_b():
-    scheme = TagScheme.from_tags(["O", "I-PER", "B-LOC", "I-LOC"], scheme="iob1")
-    assert scheme.labels == ("LOC", "PER")
-    with pytest.raises(TagSchemeError, match="B-PER"):
-        TagScheme.from_tags(["O", "I-PER", "B-LOC", "I-LOC"])
-
-
-@pytest.mark.parametrize(
-    ("given_name", "expected"),
-    [("bioes", "BIOES"), ("IOBES", "BIOES"), ("biluo", "BILOU"), (" Bilou ", "BILOU")],
-)
-def test_scheme_names_are_case_insensitive_with_aliases(given_name, expected):
-    assert canonical_scheme(given_name) == expected
-    assert TagScheme.from_labels(["PER"], given_name).name == expected
-
-
-def test_unknown_scheme_name():
-    with pytest.raises(TagSchemeError, match="IOB3") as info:
-        TagScheme.from_tags(["O", "B-PER", "I-PER"], scheme="IOB3")
-    assert all(name in str(info.value) for name in SCHEMES)
-
-
-@pytest.mark.parametrize(
-    ("tags", "scheme", "named"),
-    [
-        (["LABEL_0", "LABEL_1"], None, ["LABEL_0", "LABEL_1"]),
-        (["O", "PER", "LOC"], None, ["PER", "LOC"]),
-        (["O", "B_PER", "I_PER"], None, ["B_PER", "I_PER"]),
-        (["B-PER", "I-PER"], None, ["B-PER", "I-PER"]),  # no O
-        (["O", "O", "B-PER", "I-PER"], None, ["O"]),  # two O
-        (["O", "B-PER", "I-PER", "B-LOC"], None, ["B-LOC", "I-LOC"]),
-        (["O", "B-PER", "I-PER", "E-PER"], None, ["S-PER"]),
-        (["O", "B-PER", "I-PER", "E-PER", "S-PER", "U-LOC", "L-LOC"], None, ["S-PER", "U-LOC"]),
-        (["O", "B-PER", "I-PER", "B-PER"], None, ["B-PER"]),
-        (["O", "B-PER", "I-PER"], "BIOES", ["E-PER", "S-PER"]),
-        (["O", "B-PER", "I-PER", "E-PER", "S-PER"], "IOB2", ["E-PER", "S-PER"]),
-        (["O", "B-PER", "I-PER", "E-PER", "S-PER"], "BILOU", ["E-PER", "S-PER"]),
-    ],
-)
-def test_rejects_tags_that_fit_no_scheme(tags, scheme, named):
-    with pytest.raises(TagSchemeError) as info:
-        TagScheme.from_tags(tags, scheme=scheme)
-    message = str(info.value)
-    for label in named:
-        assert repr(label) in message
-    assert all(name in message for name in SCHEMES)
-    assert isinstance(info.value, ValueError)
-
-
-def test_from_labels_order():
-    assert TagScheme.from_labels(["PER", "LOC", "PER"]).tags == (
-        "O",
-        "B-LOC",
-        "I-LOC",
-        "B-PER",
-        "I-PER",
-    )
-    assert TagScheme.from_labels(["PER", "LOC"], "BIOES").tags == (
-        "O",
-        *("B-LOC", "I-LOC", "E-LOC", "S-LOC"),
-        *("B-PER", "I-PER", "E-PER", "S-PER"),
-    )
-    assert TagScheme.from_labels(["ORG"], "BILUO").tags == ("O", "B-ORG", "I-ORG", "L-ORG", "U-ORG")
-    assert TagScheme.from_labels([]).tags == ("O",)
-
-
-def test_round_trips_through_from_tags():
-    for name in SCHEMES:
-        scheme = TagScheme.from_labels(["PER", "LOC"], name)
-        assert TagScheme.from_tags(scheme.tags, scheme=name) == scheme
 
 
 @pytest.mark.parametrize("name", SCHEMES)
@@ -434,42 +274,6 @@ def test_tag_ids_from_biluo_rejects_non_biluo():
     with pytest.raises(ValueError, match="E-PER"):
         TagScheme.from_labels(["PER"]).tag_ids_from_biluo(["E-PER"])
     assert TagScheme.from_labels(["PER"]).tag_ids_from_biluo([]).shape == (0,)
-
-
-# --- IOB1 -> IOB2 ------------------------------------------------------------------------
-
-
-def test_iob1_to_iob2():
-    iob1 = ["I-PER", "I-PER", "O", "I-LOC", "I-ORG", "I-ORG", "B-ORG", "I-ORG", "B-MISC", "O"]
-    assert iob1_to_iob2(iob1) == [
-        "B-PER",
-        "I-PER",
-        "O",
-        "B-LOC",
-        "B-ORG",
-        "I-ORG",
-        "B-ORG",
-        "I-ORG",
-        "B-MISC",
-        "O",
-    ]
-    assert iob1_to_iob2([]) == []
-
-
-def test_iob1_to_iob2_rejects_other_tags():
-    with pytest.raises(TagSchemeError, match="S-PER"):
-        iob1_to_iob2(["O", "S-PER"])
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(["O", "B-X", "I-X", "B-Y", "I-Y"]), max_size=12))
-def test_iob1_to_iob2_keeps_conlleval_entities(tags):
-    """Converting must not change which entities an IOB1 reader sees, and yields valid IOB2."""
-    iob1 = TagScheme.from_labels(["X", "Y"], "IOB1")
-    iob2 = TagScheme.from_labels(["X", "Y"], "IOB2")
-    converted = iob1_to_iob2(tags)
-    assert well_formed(iob2, ids_of(iob2, converted).tolist())
-    assert iob2.entities(ids_of(iob2, converted)) == iob1.entities(ids_of(iob1, tags))
 
 
 @pytest.mark.parametrize("scheme_name", SCHEMES)
