@@ -21,6 +21,9 @@ from thinc.api import Config
 
 from spacy_bert_ner.training.distill import document_key, read_teacher_distributions
 
+# Every test here runs a `spacy project` workflow end to end in subprocesses.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 CONLL_FILES = ("eng.train", "eng.testa", "eng.testb")
 SLICE_LINES = 300

@@ -37,6 +37,7 @@ def spacy_cli(*args: str) -> subprocess.CompletedProcess:
     return out
 
 
+@pytest.mark.slow
 def test_find_threshold_trades_recall_for_precision(trained_tiny, gold):
     _, _, recalls = find_threshold(
         str(trained_tiny), gold, "bert_ner", "threshold", "ents_r", n_trials=21
@@ -48,6 +49,7 @@ def test_find_threshold_trades_recall_for_precision(trained_tiny, gold):
     assert values == sorted(values, reverse=True)  # a higher threshold never finds more
 
 
+@pytest.mark.slow
 def test_benchmark_speed(trained_tiny, gold):
     out = spacy_cli(
         "benchmark",
@@ -64,6 +66,7 @@ def test_benchmark_speed(trained_tiny, gold):
     assert "words/s" in out.stdout
 
 
+@pytest.mark.slow
 def test_benchmark_accuracy(trained_tiny, gold, tmp_path):
     spacy_cli(
         "benchmark", "accuracy", str(trained_tiny), str(gold), "--output", str(tmp_path / "m.json")
@@ -81,6 +84,7 @@ METRICS = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_spacy_package_carries_description_license_sources_and_test_performance(
     trained_tiny, tmp_path
 ):

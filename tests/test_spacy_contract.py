@@ -126,6 +126,7 @@ SPAWNED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", SPAWNED)
 def test_pipe_with_two_processes_under_spawn(case, request):
     """The workers get the pipeline pickled: each runtime must survive it (an int8 copy is
@@ -255,12 +256,14 @@ def project_config(
     return path
 
 
+@pytest.mark.slow
 def test_spacy_debug_config(project_config, gold_corpus):
     paths = ["--paths.train", str(gold_corpus), "--paths.dev", str(gold_corpus)]
     out = spacy_cli("debug", "config", str(project_config), *paths)
     assert "Config is valid" in out.stdout
 
 
+@pytest.mark.slow
 def test_spacy_init_fill_config_keeps_the_config(project_config, tmp_path):
     spacy_cli("init", "fill-config", str(project_config), str(tmp_path / "filled.cfg"))
     original = Config().from_disk(project_config, interpolate=False)
@@ -269,6 +272,7 @@ def test_spacy_init_fill_config_keeps_the_config(project_config, tmp_path):
         assert filled[section] == original[section], section
 
 
+@pytest.mark.slow
 def test_spacy_assemble_without_corpora(project_config, architecture, tmp_path):
     nulls = ["--paths.train", "null", "--paths.dev", "null"]
     spacy_cli("assemble", str(project_config), str(tmp_path / "assembled"), *nulls)
@@ -277,6 +281,7 @@ def test_spacy_assemble_without_corpora(project_config, architecture, tmp_path):
     assert len(list(nlp.pipe(TEXTS))) == len(TEXTS)  # a new head: it runs, knows nothing yet
 
 
+@pytest.mark.slow
 def test_spacy_evaluate_gives_nlp_evaluates_scores(saved, gold_corpus, tmp_path):
     spacy_cli("evaluate", str(saved), str(gold_corpus), "--output", str(tmp_path / "m.json"))
     scores = json.loads((tmp_path / "m.json").read_text())
@@ -298,6 +303,7 @@ print(json.dumps([
 """
 
 
+@pytest.mark.slow
 def test_spacy_package_installs_and_loads_by_name_in_a_fresh_process(
     architecture, saved, expected, tmp_path
 ):

@@ -115,6 +115,7 @@ def test_settings_take_the_engine_by_name_and_refuse_an_unknown_one():
         TuneSettings(engine="spark")
 
 
+@pytest.mark.slow
 def test_ray_engine_runs_the_same_trials(search, monkeypatch):
     pytest.importorskip("ray.tune")
     root, overrides = search

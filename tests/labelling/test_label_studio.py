@@ -29,7 +29,7 @@ from spacy_bert_ner.cli import app
 from spacy_bert_ner.conll import load_gold_docs
 from spacy_bert_ner.experiments.continual import ContinualSettings, continue_training
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 TOKEN = "bertnerroundtrip0123456789abcdef"
 CLIENT = Path(__file__).with_name("label_studio_client.py")

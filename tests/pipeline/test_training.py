@@ -69,6 +69,7 @@ def test_spacy_train_runs_each_config(config, tiny_bert, tiny_corpus, tmp_path):
     assert trained.get_pipe("bert_ner").labels == ("LOC", "PER")
 
 
+@pytest.mark.slow
 def test_configs_are_complete():
     """`spacy init fill-config` has nothing to add to the configs that build every component
     (cpu_frozen_transformer.cfg sources two, which fill-config would load)."""

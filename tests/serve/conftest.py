@@ -20,10 +20,12 @@ API_KEY = "test-key-0123456789"
 LIMITS = {"max_texts": 8, "max_chars": 2000, "max_queued": 2, "max_batch_size": 4}
 
 
-ENGINES = ("local", "ray")
+#: The Ray Serve engine starts a Ray cluster: its runs belong to the slow set.
+RAY = pytest.param("ray", marks=pytest.mark.slow)
+ENGINES = ("local", RAY)
 #: For the tests of what one engine alone does: the same package-wide service, one engine.
 LOCAL_ONLY = pytest.mark.parametrize("service", ["local"], indirect=True)
-RAY_ONLY = pytest.mark.parametrize("service", ["ray"], indirect=True)
+RAY_ONLY = pytest.mark.parametrize("service", [RAY], indirect=True)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from spacy_bert_ner.cli.inference import SERVE
 from spacy_bert_ner.serve.settings import ServiceSettings
 
 
+@pytest.mark.slow
 def test_the_local_engine_never_imports_ray():
     code = (
         "import sys, spacy_bert_ner.cli, spacy_bert_ner.serve.command, spacy_bert_ner.serve.local; "

@@ -8,6 +8,9 @@ import pytest
 
 from .conftest import API_KEY
 
+# Every test here starts the service and a headless browser.
+pytestmark = pytest.mark.slow
+
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 #: Where to save a screenshot of the page (the README's docs/serve-demo.png came from here).
 SCREENSHOT = os.environ.get("BERT_NER_DEMO_SCREENSHOT")

@@ -43,6 +43,7 @@ def continual_config(base: Path, old_corpus: Path, rehearse: bool) -> Config:
     return config
 
 
+@pytest.mark.slow
 def test_spacy_train_adds_a_type_and_rehearses_a_sourced_bert_ner(trained_tiny, tmp_path):
     new_corpus = write_corpus(tmp_path / "new.spacy", NEW_ROWS)
     old_corpus = write_corpus(tmp_path / "old.spacy", OLD_ROWS)

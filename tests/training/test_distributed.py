@@ -51,6 +51,7 @@ def largest_difference(a: Path, b: Path) -> float:
     return max(float((wa[k] - wb[k]).abs().max()) for k in wa)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("multitask", [False, True], ids=["standalone", "listener"])
 def test_two_workers_give_one_process_weights(setup, tmp_path: Path, multitask: bool) -> None:
     model, corpus = setup
@@ -64,6 +65,7 @@ def test_two_workers_give_one_process_weights(setup, tmp_path: Path, multitask: 
     assert largest_difference(single, unaveraged) > 100 * TOLERANCE
 
 
+@pytest.mark.slow
 def test_unequal_shards_keep_the_workers_in_step(setup, tmp_path: Path) -> None:
     """5 examples in batches of 1: 3 steps an epoch on worker 0, 2 on worker 1, which takes
     an empty step beside each third (without it, worker 0 would wait on it for good)."""

@@ -28,6 +28,7 @@ def tiny_corpus(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_a_short_run_leaves_metrics_figures_and_config_in_mlflows_local_store(
     tiny_bert, tiny_corpus, tmp_path
 ):

@@ -19,6 +19,9 @@ from spacy_bert_ner.errors import BertNERError
 
 from .distributed_setup import ROWS, make_config, without_dropout, write_corpus
 
+# Every test here starts a Ray cluster and Ray Train workers.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def ray_session():
