@@ -1,6 +1,7 @@
 """Errors the package raises for bad input, each worded for the user who caused it."""
 
 from enum import StrEnum
+from numbers import Real
 from pathlib import Path
 from typing import TypeVar
 
@@ -44,3 +45,17 @@ class TagSchemeError(BertNERError):
 
 class ModelLoadError(BertNERError):
     """A model that cannot be found or is not usable as a token classifier."""
+
+
+def check_fraction(setting: str, value: float) -> float:
+    """`value` as a float if it lies in [0, 1], else the one wording of that error."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value <= 1.0:
+        raise BertNERError(f"bert_ner: {setting} must lie between 0 and 1, not {value!r}")
+    return float(value)
+
+
+def check_above_zero(setting: str, value: float) -> float:
+    """`value` as a float if it is above 0, else the one wording of that error."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not value > 0.0:
+        raise BertNERError(f"bert_ner: {setting} must be above 0, not {value!r}")
+    return float(value)

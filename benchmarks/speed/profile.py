@@ -15,12 +15,10 @@ def profile_fp32(args: argparse.Namespace, model_dir: Path, sents: Sentences) ->
     import torch
     from pyinstrument import Profiler
 
-    from spacy_bert_ner.models.token_classifier import get_hf_model
-
     nlp = bert_ner_nlp(model_dir, args.batch_size)
     pipe_docs(nlp, sents.head(args.warmup), args.profile_pipe_batch)
     pipe: Any = nlp.get_pipe("bert_ner")
-    hf_model = get_hf_model(pipe.model)
+    hf_model = pipe.hf_model
     forward_time = [0.0]
     started: list[float] = []
     hooks = [

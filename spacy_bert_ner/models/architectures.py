@@ -12,9 +12,15 @@ from spacy.util import registry
 from thinc.api import Model, chain, with_array
 from thinc.types import Floats2d, Ragged
 
+from ..errors import parse_choice
 from . import listener_classifier, tagger, token_classifier
-from .onnx_backend import check_backend
-from .runtime import check_precision
+from .settings import (
+    ARCHITECTURE_ATTR,
+    Backend,
+    ListenerSettings,
+    TokenClassifierSettings,
+    fold_int8,
+)
 
 TOKEN_CLASSIFIER = "spacy_bert_ner.TokenClassifier.v1"
 LISTENER_CLASSIFIER = "spacy_bert_ner.ListenerTokenClassifier.v1"
@@ -50,16 +56,17 @@ def build_token_classifier(
         whatever the doc length.
     mixed_precision: fp16 autocast on GPU unless `precision` is "bf16" (ignored on CPU); the
         gradient scaler follows `grad_scaler_config` (thinc's `PyTorchGradScaler` arguments).
-    int8: run a dynamically quantized copy (int8 Linear layers but the first encoder layer's)
-        for faster CPU inference; the fp32 weights are kept for saving. Inference only.
-        The same as `precision = "int8"`; a config error with `precision = "bf16"`.
+    int8: the setting `precision = "int8"` had before `precision` existed, still read (saved
+        configs carry it): true is precision int8, a config error with precision bf16.
     precision: "fp32", "auto", "bf16" or "int8", the arithmetic of the forward pass; the
-        saved weights stay fp32 whatever it is. "fp32", the default, is what a pipeline
-        saved before this setting ran: so it still runs and predicts the same everywhere.
-        "bf16" autocasts to bfloat16 on CPU (where the CPU has AMX or avx512_bf16, else it
-        falls back to fp32 with a warning) and on GPU, in inference and training. "auto"
-        is fp32 but for inference on a CPU with AMX, where it is bf16; it never picks int8
-        (that costs F1). On GPU, all but "bf16" leave `mixed_precision` its fp16 autocast.
+        saved weights stay fp32 whatever it is. "int8" runs a dynamically quantized copy
+        (int8 Linear layers but the first encoder layer's) for faster CPU inference, and
+        cannot train. "fp32", the default, is what a pipeline saved before this setting ran:
+        so it still runs and predicts the same everywhere. "bf16" autocasts to bfloat16 on
+        CPU (where the CPU has AMX or avx512_bf16, else it falls back to fp32 with a
+        warning) and on GPU, in inference and training. "auto" is fp32 but for inference on
+        a CPU with AMX, where it is bf16; it never picks int8 (that costs F1). On GPU, all
+        but "bf16" leave `mixed_precision` its fp16 autocast.
         The onnxruntime backend runs fp32 or int8 (bf16 falls back to fp32, with a warning).
     head_lr_scale: learning-rate multiplier for the classification head. A new head starts
         from random weights while the encoder is already trained; a short fine-tuning budget
@@ -71,36 +78,33 @@ def build_token_classifier(
         letter case of each word, which an uncased vocabulary loses. A model saved with them
         uses them whatever this says.
     backend: "torch", or "onnxruntime" for CPU inference through an ONNX graph of the same
-        model (exported when the pipeline is saved, or at load when none is saved); `int8`
+        model (exported when the pipeline is saved, or at load when none is saved); int8
         applies to both. Training needs "torch".
     threads: onnxruntime's intra-op threads; None follows torch's thread count when the
         session starts (what the process, the service or a forked worker set). torch's own
         threads are a process-wide setting that a component leaves to its host.
     """
-    check_backend(backend)
-    check_precision(precision, int8=int8)
+    settings = TokenClassifierSettings(
+        name=name,
+        max_length=max_length,
+        stride=stride,
+        window_batch_size=window_batch_size,
+        max_batch_pieces=max_batch_pieces,
+        mixed_precision=mixed_precision,
+        grad_scaler_config=dict(grad_scaler_config or {}),
+        precision=fold_int8(precision, int8=int8),
+        head_lr_scale=head_lr_scale,
+        layer_lr_decay=layer_lr_decay,
+        case_feature=case_feature,
+        backend=parse_choice(Backend, backend, "backend"),
+        threads=threads,
+    )
     return Model(
         token_classifier.MODEL_NAME,
         token_classifier.forward,
         init=token_classifier.init,
         attrs={
-            "name": name,
-            "max_length": max_length,
-            "stride": stride,
-            "window_batch_size": window_batch_size,
-            "max_batch_pieces": max_batch_pieces,
-            "mixed_precision": mixed_precision,
-            "grad_scaler_config": dict(grad_scaler_config or {}),
-            "int8": int8 or precision == "int8",
-            "precision": precision,
-            "runtime_precision": None,
-            "head_lr_scale": head_lr_scale,
-            "layer_lr_decay": layer_lr_decay,
-            "case_feature": case_feature,
-            "backend": backend,
-            "threads": threads,
-            "hf_model": None,
-            "tokenizer": None,
+            ARCHITECTURE_ATTR: token_classifier.StandaloneArchitecture(settings),
             "resize_output": token_classifier.resize_output,
         },
     )
@@ -125,6 +129,7 @@ def build_listener_token_classifier(
         encoder cannot take case embeddings (other components read it too), so an uncased
         encoder's head gets the case of each word here instead.
     """
+    settings = ListenerSettings(head_lr_scale=head_lr_scale, case_feature=case_feature)
     params: dict[str, Any] = {"W": None, "b": None, **({"C": None} if case_feature else {})}
     return Model(
         listener_classifier.MODEL_NAME,
@@ -135,9 +140,8 @@ def build_listener_token_classifier(
         dims={"nI": None},
         params=params,
         attrs={
-            "tags": [],
-            "head_lr_scale": head_lr_scale,
-            "case_feature": case_feature,
+            ARCHITECTURE_ATTR: listener_classifier.ListenerArchitecture(settings),
+            listener_classifier.TAGS_ATTR: [],
             "resize_output": listener_classifier.resize_output,
         },
     )

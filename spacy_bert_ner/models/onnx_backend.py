@@ -49,7 +49,6 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 #: range. On the cpu.cfg model (step-300 checkpoint) the first layer alone lost 0.32 test F1,
 #: with the output projections too 0.17.
 FP32_NODES = re.compile(r"/layer\.0/|/layer\.\d+/output/dense/")
-BACKENDS = ("torch", "onnxruntime")
 
 
 def graph_file_name(int8: bool) -> str:
@@ -235,13 +234,6 @@ def open_session(
         return session
     logger.info("bert_ner: exporting the model to ONNX (int8: %s)", int8)
     return OnnxSession(export_graph(hf_model, int8=int8), threads)
-
-
-def check_backend(backend: str) -> None:
-    if backend not in BACKENDS:
-        raise BertNERError(
-            f"bert_ner: unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}"
-        )
 
 
 def _input_names(hf_model: PreTrainedModel) -> tuple[str, ...]:

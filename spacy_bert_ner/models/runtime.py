@@ -22,7 +22,7 @@ import torch
 from torch.ao.quantization import per_channel_dynamic_qconfig
 from transformers import PreTrainedModel
 
-from ..errors import BertNERError
+from .settings import Backend, Precision
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +83,6 @@ def limit_threads_in_forked_children() -> None:
     os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
 
 
-#: `precision` settings of `TokenClassifier.v1`; see `choose_precision`.
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
-
-
 def cpu_bf16_kind() -> str | None:
     """The CPU's bfloat16 matrix support: "amx" (AMX tiles), "avx512_bf16" (vector
     instructions only) or None. The one place that asks the CPU, so tests can pretend. torch
@@ -100,21 +96,8 @@ def cpu_bf16_kind() -> str | None:
     return None
 
 
-def check_precision(precision: str, *, int8: bool) -> None:
-    """Refuse an unknown `precision`, or bf16 with the older `int8` flag (which otherwise
-    means `precision = "int8"`, over the default fp32 and over auto)."""
-    if precision not in PRECISIONS:
-        raise BertNERError(
-            f"bert_ner: unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}"
-        )
-    if int8 and precision == "bf16":
-        raise BertNERError(
-            f"bert_ner: int8 = true contradicts precision = '{precision}'; set one of them"
-        )
-
-
 def choose_precision(
-    precision: str, *, int8: bool, backend: str, device_type: str, mixed_precision: bool
+    precision: Precision, *, backend: Backend, device_type: str, mixed_precision: bool
 ) -> str:
     """The arithmetic a loaded model runs in: "fp32", "bf16", "fp16" (GPU autocast) or "int8".
 
@@ -126,25 +109,25 @@ def choose_precision(
     before this one gave: on GPU, fp16 autocast where `mixed_precision` asks for it, as
     under `auto`. A `bf16` that cannot run here says so once and runs fp32.
     """
-    if int8 or precision == "int8":
+    if precision == Precision.INT8:
         return "int8"
-    if backend != "torch":
-        if precision == "bf16":
+    if backend != Backend.TORCH:
+        if precision == Precision.BF16:
             logger.warning(
                 "bert_ner: backend '%s' runs fp32 or int8; bf16 falls back to fp32", backend
             )
         return "fp32"
     if device_type == "cuda":
-        if precision == "bf16":
+        if precision == Precision.BF16:
             return "bf16"
         return "fp16" if mixed_precision else "fp32"
     kind = cpu_bf16_kind()
-    if precision == "bf16" and kind is None:
+    if precision == Precision.BF16 and kind is None:
         logger.warning(
             "bert_ner: this CPU has neither AMX nor avx512_bf16, where bf16 runs slower than "
             "fp32; precision 'bf16' falls back to fp32"
         )
         return "fp32"
-    if precision == "auto":
+    if precision == Precision.AUTO:
         return "bf16" if kind == "amx" else "fp32"
-    return precision
+    return str(precision)

@@ -138,6 +138,22 @@ def case_classes(doc: Doc) -> IntArray:
     ).astype(np.int64)
 
 
+def window_width_and_stride(
+    max_length: int, stride: int | None, n_specials: int
+) -> tuple[int, int]:
+    """The wordpieces of text a window of `max_length` holds besides its `n_specials` special
+    tokens, and the pieces consecutive windows share (None: a quarter of a window)."""
+    width = max_length - n_specials
+    if stride is None:
+        stride = width // 4
+    if width < 2 or not 0 <= stride < width:
+        raise BertNERError(
+            f"bert_ner: need max_length ({max_length}) > {n_specials + 1} and "
+            f"0 <= stride ({stride}) < max_length - {n_specials} special tokens"
+        )
+    return width, stride
+
+
 def make_windows(
     docs: Sequence[Doc],
     tokenizer: FastTokenizer,
@@ -154,14 +170,7 @@ def make_windows(
     `with_case` gives each chunk the case classes of its pieces as `token_type_ids`.
     """
     specials = SpecialTokens.of(tokenizer)
-    width = max_length - len(specials)
-    if stride is None:
-        stride = width // 4
-    if width < 2 or not 0 <= stride < width:
-        raise BertNERError(
-            f"bert_ner: need max_length ({max_length}) > {len(specials) + 1} and "
-            f"0 <= stride ({stride}) < max_length - {len(specials)} special tokens"
-        )
+    width, stride = window_width_and_stride(max_length, stride, len(specials))
     encodings = _encode([[token.text for token in doc] for doc in docs], tokenizer)
     doc_starts = np.zeros(len(docs) + 1, dtype=np.int64)
     doc_starts[1:] = np.cumsum([len(doc) for doc in docs])

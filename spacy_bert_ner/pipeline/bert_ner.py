@@ -8,13 +8,13 @@ its losses from `pipeline.losses`.
 """
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import torch
-from spacy import util
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
@@ -23,39 +23,21 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
 from thinc.types import Floats2d
 
-from ..errors import BertNERError
+from ..errors import check_fraction
+from ..models import model_api
 from ..models.architectures import build_token_classifier, default_model_config
-from ..models.model_api import (
-    current_tags,
-    declared_tags,
-    detach_from_directory,
-    is_listener,
-    is_ready,
-    load_model,
-    make_ready,
-    save_model,
-)
+from ..models.head import NEW_TAG_MARGIN
 from ..models.rows import split_rows
 from ..models.runtime import limit_threads_in_forked_children
-from ..models.token_classifier import get_hf_model
 from ..tags import NO_TARGET, TagScheme, tags_for_head
 from .gold import GoldChecker, gold_view, labels_in
-from .losses import log_softmax, rehearsal_kl, tutor_columns
+from .losses import log_softmax
+from .rehearsal import rehearsal_loss, rehearsal_tutor
 from .scoring import SCORER
-from .serialization import bytes_to_directory, directory_to_bytes, read_cfg, write_cfg
+from .serialization import bytes_to_directory, directory_to_bytes, read_component, write_component
 from .spans import DecodedDoc, decode_entities, install_extensions, write_entities
-from .teacher import gold_and_teacher_loss
+from .teacher import Distillation, gold_and_teacher_loss
 from .throughput import Throughput
-
-#: How far under the "O" logit `add_label` starts a new tag (see `models.head.head_rows`).
-#: Entities never change (any margin > 0 guarantees it); each new tag gets e^-5 (0.7%) of
-#: O's probability, so an entity's confidence shrinks by a factor 1 + n_new_tags * 0.0067 *
-#: p(O) at most (under 0.2% where p(O) < 0.1). The rows climb the margin in a few dozen
-#: updates; a larger one costs more steps before the type can be predicted at all.
-NEW_TAG_MARGIN = 5.0
-#: Settings in `cfg` that are not saved with the trained model: a loaded pipeline takes them
-#: from its config (and overrides), and `spacy find-threshold` sets them in `cfg` directly.
-UNSAVED_SETTINGS = ("threshold",)
 
 
 @Language.factory(
@@ -147,12 +129,7 @@ class BertNER(TrainablePipe):
         # Training-time choices, not part of the trained model: kept out of the saved cfg,
         # so a loaded pipeline takes them from its config (and its overrides).
         self._gold_checker = GoldChecker(on_bad_gold)
-        self.distill_weight = _fraction("distill_weight", distill_weight)
-        if not distill_temperature > 0.0:
-            raise BertNERError(
-                f"bert_ner: distill_temperature must be above 0, not {distill_temperature}"
-            )
-        self.distill_temperature = float(distill_temperature)
+        self.distillation = Distillation(distill_weight, distill_temperature)
         install_extensions()
         limit_threads_in_forked_children()
         self.vocab = vocab
@@ -164,7 +141,7 @@ class BertNER(TrainablePipe):
             "scheme": scheme,
             "spans_key": spans_key,
             "overwrite_ents": overwrite_ents,
-            "threshold": _fraction("threshold", threshold),
+            "threshold": check_fraction("threshold", threshold),
             # Fitted, not configured: `calibrate` sets it on dev data and it is saved with
             # the model; 1 leaves the model's own distributions as they are.
             "temperature": 1.0,
@@ -191,22 +168,20 @@ class BertNER(TrainablePipe):
     @property
     def head_lr_scale(self) -> float:
         """The head's learning-rate multiplier (`model.head_lr_scale`)."""
-        return float(self.model.attrs.get("head_lr_scale", 1.0))
-
-    # -- labels and tags -------------------------------------------------------------------
+        return float(model_api.architecture(self.model).settings.head_lr_scale)
 
     @property
     def tag_scheme(self) -> TagScheme:
         """The model's tags read in the configured (or detected) scheme."""
-        make_ready(self.model)
-        tags = tuple(current_tags(self.model))
+        model_api.make_ready(self.model)
+        tags = tuple(model_api.current_tags(self.model))
         if self._tag_scheme is None or self._tag_scheme.tags != tags:
             self._tag_scheme = TagScheme.from_tags(tags, self.cfg["scheme"])
         return self._tag_scheme
 
     @property
     def labels(self) -> tuple[str, ...]:
-        if is_ready(self.model):
+        if model_api.is_ready(self.model):
             return self.tag_scheme.labels
         return tuple(self.cfg["labels"])
 
@@ -218,10 +193,7 @@ class BertNER(TrainablePipe):
     def hf_model(self) -> Any:
         """The standalone architecture's Hugging Face model, loaded from the configured name
         on first use (a listener has none: its encoder is the `transformer` component's)."""
-        if is_listener(self.model):
-            raise BertNERError(f"{self.name}: a transformer listener has no model of its own")
-        make_ready(self.model)
-        return get_hf_model(self.model)
+        return model_api.own_model(self.model)
 
     def add_label(self, label: str) -> int:
         """Add an entity type; returns 0 if the component already predicts it, else 1.
@@ -235,7 +207,7 @@ class BertNER(TrainablePipe):
         """
         if label in self.labels:
             return 0
-        if not is_ready(self.model):
+        if not model_api.is_ready(self.model):
             self.cfg["labels"] = sorted({*self.labels, label})
             return 1
         scheme = self.tag_scheme
@@ -261,7 +233,7 @@ class BertNER(TrainablePipe):
         if labels is None:
             labels = labels_in(get_examples(), self.cfg["spans_key"])
         wanted = {*labels, *self.cfg["labels"]}
-        head_tags = tags_for_head(declared_tags(self.model), wanted, self.cfg["scheme"])
+        head_tags = tags_for_head(model_api.declared_tags(self.model), wanted, self.cfg["scheme"])
         # thinc's Y is an output sample that sizes the last layer; a token classifier's output
         # is sized by its tag set, which is what it takes (see `token_classifier.init`). A
         # listener's head also sizes its input from the vectors of a few docs, as spaCy's.
@@ -269,16 +241,13 @@ class BertNER(TrainablePipe):
         self.model.initialize(X=doc_sample, Y=cast(Any, head_tags))
         self.cfg["labels"] = list(self.labels)
         # Fail before training starts, not at the batch that holds the first bad entity.
-        for index, example in enumerate(get_examples()):
-            gold = gold_view(example, self.cfg["spans_key"], index)
-            self._gold_checker.check(gold, gold.get_aligned_ner(), self.labels, index)
-
-    # -- prediction ------------------------------------------------------------------------
+        self._gold_checker.check_all(get_examples(), self.cfg["spans_key"], self.labels)
 
     def predict(self, docs: Iterable[Doc]) -> list[Floats2d]:
         """Logits per token, for the whole batch in one length-sorted pass."""
         docs = list(docs)
-        make_ready(self.model)  # loads outside inference mode, so the weights stay trainable
+        # Loaded outside inference mode, so the weights stay trainable.
+        model_api.make_ready(self.model)
         with torch.inference_mode():
             return self.model.predict(docs)
 
@@ -304,8 +273,6 @@ class BertNER(TrainablePipe):
         ]
         return decode_entities(docs, log_probs, self.tag_scheme)
 
-    # -- training --------------------------------------------------------------------------
-
     def update(
         self,
         examples: Iterable[Example],
@@ -315,20 +282,7 @@ class BertNER(TrainablePipe):
         losses: dict[str, float] | None = None,
     ) -> dict[str, float]:
         """One step of token cross-entropy; dropout is the model's own (its config's)."""
-        losses = {} if losses is None else losses
-        losses.setdefault(self.name, 0.0)
-        examples = list(examples)
-        validate_examples(examples, "BertNER.update")
-        if not any(len(eg.predicted) for eg in examples):
-            return losses
-        with self.throughput.measure(words=sum(len(eg.predicted) for eg in examples)):
-            scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
-            loss, d_scores = self.get_loss(examples, scores)
-            backprop(d_scores)
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
+        return self._step("BertNER.update", examples, self.get_loss, sgd, losses)
 
     def finish_update(self, sgd: Optimizer) -> None:
         with self.throughput.measure():
@@ -347,14 +301,7 @@ class BertNER(TrainablePipe):
         self.loss_tokens += int((targets != NO_TARGET).sum())
         logits, gold = xp.concatenate(scores), xp.asarray(targets)
         loss, d_logits = gold_and_teacher_loss(
-            examples,
-            logits,
-            gold,
-            self.tag_scheme.tags,
-            self.distill_weight,
-            self.distill_temperature,
-            self.name,
-            xp,
+            examples, logits, gold, self.tag_scheme.tags, self.distillation, self.name, xp
         )
         return loss, split_rows(d_logits, [len(s) for s in scores])
 
@@ -379,40 +326,37 @@ class BertNER(TrainablePipe):
         spaCy's rehearsal: `nlp.resume_training()` keeps a frozen copy of the model, and this
         step lowers the KL divergence from the copy's tag distribution to the current one on
         the examples' texts (their annotations are not read; see `losses.rehearsal_kl`),
-        through the same thinc/torch path as `update`, so optimizer, schedules and gradient
+        through the same step as `update`, so optimizer, schedules and gradient
         accumulation apply alike. With `sgd=None` the gradients are only accumulated (to be
         applied with the next `update`'s); `drop` is accepted for spaCy's API, dropout is
         the model's own.
         """
+        tutor = rehearsal_tutor(self.model, self._rehearsal_model, self.name)
+        get_loss = partial(rehearsal_loss, tutor, self.tag_scheme.tags, self.name)
+        return self._step("BertNER.rehearse", examples, get_loss, sgd, losses)
+
+    def _step(
+        self,
+        caller: str,
+        examples: Iterable[Example],
+        get_loss: Callable[[list[Example], list[Floats2d]], tuple[float, list[Floats2d]]],
+        sgd: Optimizer | None,
+        losses: dict[str, float] | None,
+    ) -> dict[str, float]:
+        """The training step `update` and `rehearse` share: the forward pass on the examples'
+        predicted docs, `get_loss`'s gradient back through the model, then the optimizer's
+        step when there is an `sgd` (else the gradients accumulate). A batch without a token
+        changes nothing."""
         losses = {} if losses is None else losses
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
-        validate_examples(examples, "BertNER.rehearse")
-        if is_listener(self.model):
-            # The frozen copy's listener is no transformer's listener: it would read zeros.
-            raise BertNERError(
-                f"{self.name}: rehearsal needs the standalone architecture "
-                "(spacy_bert_ner.TokenClassifier.v1); a transformer listener cannot keep a "
-                "frozen copy of the shared encoder. Use nlp.replace_listeners first"
-            )
-        if self._rehearsal_model is None:
-            raise BertNERError(
-                f"{self.name}: nothing to rehearse against; call nlp.resume_training() first "
-                "(spacy train does for a sourced component), which keeps a copy of the model"
-            )
-        docs = [eg.predicted for eg in examples]
-        if not any(len(doc) for doc in docs):
+        validate_examples(examples, caller)
+        if not any(len(eg.predicted) for eg in examples):
             return losses
-        with torch.inference_mode():
-            tutor_scores = self._rehearsal_model.predict(docs)
-        tutor_tags = current_tags(self._rehearsal_model)
-        columns = tutor_columns(self.tag_scheme.tags, tutor_tags, self.name)
-        scores, backprop = self.model.begin_update(docs)
-        xp = self.model.ops.xp
-        loss, d_logits = rehearsal_kl(
-            xp.concatenate(scores), xp.concatenate(tutor_scores), xp.asarray(columns), xp
-        )
-        backprop(split_rows(d_logits, [len(s) for s in scores]))
+        with self.throughput.measure(words=sum(len(eg.predicted) for eg in examples)):
+            scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+            loss, d_scores = get_loss(examples, scores)
+            backprop(d_scores)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
@@ -423,8 +367,6 @@ class BertNER(TrainablePipe):
         assert self.scorer is not None
         return self.scorer(examples, spans_key=self.cfg["spans_key"], **kwargs)
 
-    # -- serialization ---------------------------------------------------------------------
-
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
         """Write `cfg` and `model` (see `serialization`); either can be left out by `exclude`.
         The model directory also holds the ONNX graph when the backend is onnxruntime.
@@ -432,22 +374,11 @@ class BertNER(TrainablePipe):
         Every file is replaced whole (see `io`): `spacy train` rewrites model-last at each
         evaluation, and a run killed during that write must still leave a model to resume from.
         """
-
-        saved = {key: value for key, value in self.cfg.items() if key not in UNSAVED_SETTINGS}
-        writers = {
-            "cfg": lambda p: write_cfg(saved, p),
-            "model": lambda p: save_model(self.model, p),
-        }
-        util.to_disk(path, writers, exclude)
+        write_component(path, self.cfg, lambda p: model_api.save_model(self.model, p), exclude)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "BertNER":
         """Read what `to_disk` wrote; local files only, so `spacy.load` never uses the network."""
-
-        readers = {
-            "cfg": lambda p: self.cfg.update(read_cfg(p, self.cfg)),
-            "model": lambda p: load_model(self.model, p),
-        }
-        util.from_disk(path, readers, exclude)
+        read_component(path, self.cfg, lambda p: model_api.load_model(self.model, p), exclude)
         self._tag_scheme = None
         return self
 
@@ -457,13 +388,7 @@ class BertNER(TrainablePipe):
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> "BertNER":
         def read(tmp: Path) -> "BertNER":
             self.from_disk(tmp, exclude=exclude)
-            detach_from_directory(self.model)  # the temporary directory goes next
+            model_api.detach_from_directory(self.model)  # the temporary directory goes next
             return self
 
         return bytes_to_directory(bytes_data, read)
-
-
-def _fraction(setting: str, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise BertNERError(f"bert_ner: {setting} must lie between 0 and 1, not {value}")
-    return float(value)

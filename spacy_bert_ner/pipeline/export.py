@@ -14,6 +14,7 @@ from pathlib import Path
 import spacy
 
 from ..errors import BertNERError, ModelLoadError, one_line
+from ..models.model_api import describe_model
 from .loading import bert_ner_pipes, load_pipeline
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def export_onnx_pipeline(model: str, output: Path, *, int8: bool = False) -> lis
     source = load_pipeline(model)
     pipes = bert_ner_pipes(source)
     names = [name for name, _ in pipes]
-    bf16 = [name for name, pipe in pipes if pipe.model.attrs.get("precision") == "bf16"]
+    bf16 = [name for name, pipe in pipes if describe_model(pipe.model).get("precision") == "bf16"]
     path = source.path if source.path is not None else model
     del source, pipes  # loaded again below with the overrides; not two models in memory at once
     if not names:

@@ -74,6 +74,14 @@ class GoldChecker:
         # counted once however many epochs see it.
         self.skipped: set[tuple[int, int, int, str]] = set()
 
+    def check_all(
+        self, examples: Iterable[Example], spans_key: str | None, labels: Sequence[str]
+    ) -> None:
+        """`check` every training example (numbered in the messages), before training."""
+        for index, example in enumerate(examples):
+            gold = gold_view(example, spans_key, index)
+            self.check(gold, gold.get_aligned_ner(), labels, index)
+
     def check(
         self,
         example: Example,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import srsly
+from spacy import util
 
 from ..about import __version__
 from ..errors import ModelLoadError
@@ -18,6 +19,32 @@ from ..io import read_json_object, write_json
 
 #: Key of the package version in a saved component's cfg (not a setting).
 VERSION_KEY = "spacy_bert_ner_version"
+#: Settings in `cfg` that are not saved with the trained model: a loaded pipeline takes them
+#: from its config (and overrides), and `spacy find-threshold` sets them in `cfg` directly.
+UNSAVED_SETTINGS = ("threshold",)
+
+
+def write_component(
+    path: str | Path,
+    cfg: dict[str, Any],
+    save_model: Callable[[Path], None],
+    exclude: Iterable[str],
+) -> None:
+    """Write a component's `cfg` (but `UNSAVED_SETTINGS`) and its model (`save_model`) as
+    spaCy's named parts, so `exclude` can leave either out."""
+    saved = {key: value for key, value in cfg.items() if key not in UNSAVED_SETTINGS}
+    util.to_disk(path, {"cfg": lambda p: write_cfg(saved, p), "model": save_model}, exclude)
+
+
+def read_component(
+    path: str | Path,
+    cfg: dict[str, Any],
+    load_model: Callable[[Path], None],
+    exclude: Iterable[str],
+) -> None:
+    """Read what `write_component` wrote into `cfg` and the model (`load_model`)."""
+    readers = {"cfg": lambda p: cfg.update(read_cfg(p, cfg)), "model": load_model}
+    util.from_disk(path, readers, exclude)
 
 
 def write_cfg(cfg: dict[str, Any], cfg_path: Path) -> None:

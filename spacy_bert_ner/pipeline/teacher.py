@@ -15,12 +15,28 @@ import numpy as np
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from ..errors import BertNERError
+from ..errors import BertNERError, check_above_zero, check_fraction
 from .gold import excerpt
 from .losses import distillation_loss, log_probabilities, token_cross_entropy, tutor_columns
 
 #: The `Doc.user_data` key of a reference doc's teacher distributions.
 TEACHER_KEY = "bert_ner_teacher"
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """How the loss weighs the teachers (the pipe's `distill_weight` and
+    `distill_temperature`, see `losses.distillation_loss`): training-time choices, checked
+    when the pipe is created, and kept out of the saved cfg, so a loaded pipeline takes them
+    from its config."""
+
+    weight: float
+    temperature: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", check_fraction("distill_weight", self.weight))
+        temperature = check_above_zero("distill_temperature", self.temperature)
+        object.__setattr__(self, "temperature", temperature)
 
 
 @dataclass(frozen=True)
@@ -85,19 +101,24 @@ def gold_and_teacher_loss(
     logits: Any,
     targets: Any,
     head_tags: Sequence[str],
-    weight: float,
-    temperature: float,
+    distillation: Distillation,
     name: str,
     xp: Any,
 ) -> tuple[float, Any]:
     """`BertNER.get_loss`'s loss and gradient for the batch's stacked logits and gold targets:
-    the token cross-entropy, or the distillation loss with weight `weight` at `temperature`
-    where the examples carry teacher distributions."""
+    the token cross-entropy, or the distillation loss as `distillation` says where the
+    examples carry teacher distributions."""
     teacher = teacher_targets(examples, head_tags, name)
     if teacher is None:
         return token_cross_entropy(logits, targets, xp)
     teacher_log_probs = log_probabilities(xp.asarray(teacher.probs), xp)
     columns = xp.asarray(teacher.columns)
     return distillation_loss(
-        logits, targets, teacher_log_probs, columns, weight, xp, temperature=temperature
+        logits,
+        targets,
+        teacher_log_probs,
+        columns,
+        distillation.weight,
+        xp,
+        temperature=distillation.temperature,
     )

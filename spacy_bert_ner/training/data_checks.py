@@ -40,9 +40,9 @@ from spacy_transformers.layers.transformer_model import TransformerModel
 from wasabi import Printer
 
 from ..errors import BertNERError, one_line
-from ..models.model_api import declared_tags, is_listener
-from ..models.token_classifier import window_length
-from ..models.windows import SpecialTokens, window_starts
+from ..models.model_api import architecture, declared_tags
+from ..models.token_classifier import StandaloneArchitecture, window_length
+from ..models.windows import SpecialTokens, window_starts, window_width_and_stride
 from ..pipeline.bert_ner import BertNER
 from ..pipeline.gold import bad_gold_entities, gold_view, labels_in
 from ..pipeline.loading import bert_ner_pipes
@@ -160,22 +160,28 @@ def _check_component(
                 bad.append(f"training example {index}: {entity.text!r} ({entity.label_}) {problem}")
     report = ComponentReport(name, pretrained, list(missing), bad, n_bad, window_length=0)
     docs = [eg.predicted for eg in examples]
-    if is_listener(pipe.model):
-        _add_spans(report, _upstream(nlp, name), docs)
-    else:
+    model_architecture = architecture(pipe.model)
+    if isinstance(model_architecture, StandaloneArchitecture):
         # The model the config names, given the head `initialize` would give an encoder.
         pipe.model.initialize(Y=cast(Any, head_tags if pretrained is None else None))
-        _add_windows(report, pipe, docs)
+        _add_windows(report, pipe, model_architecture, docs)
+    else:
+        _add_spans(report, _upstream(nlp, name), docs)
     return report
 
 
-def _add_windows(report: ComponentReport, pipe: BertNER, docs: Sequence[Doc]) -> None:
+def _add_windows(
+    report: ComponentReport,
+    pipe: BertNER,
+    standalone: StandaloneArchitecture,
+    docs: Sequence[Doc],
+) -> None:
     """Wordpieces and strided windows per doc, as the standalone model cuts them."""
-    tokenizer = pipe.model.attrs["tokenizer"]
+    _, tokenizer = standalone.loaded()
     report.window_length = window_length(pipe.model)
-    width = report.window_length - len(SpecialTokens.of(tokenizer))
-    stride = pipe.model.attrs["stride"]
-    report.stride = width // 4 if stride is None else stride
+    width, report.stride = window_width_and_stride(
+        report.window_length, standalone.settings.stride, len(SpecialTokens.of(tokenizer))
+    )
     backend = tokenizer.backend_tokenizer
     backend.no_truncation()
     backend.no_padding()

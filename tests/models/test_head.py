@@ -12,8 +12,8 @@ from spacy_bert_ner.models.architectures import (
 )
 from spacy_bert_ner.models.head import RowSource, head_rows, resize_head, tag_names
 from spacy_bert_ner.models.hf_loading import load_pretrained
-from spacy_bert_ner.models.model_api import current_tags, is_listener
-from spacy_bert_ner.models.token_classifier import get_hf_model
+from spacy_bert_ner.models.listener_classifier import TAGS_ATTR
+from spacy_bert_ner.models.model_api import architecture, current_tags
 from spacy_bert_ner.models.windows import N_CASE_CLASSES
 
 from ..conftest import TINY_TAGS
@@ -43,7 +43,7 @@ def standalone(tiny_bert) -> Model:
     model = build_token_classifier(str(tiny_bert))
     model.initialize()
     with torch.no_grad():  # Hugging Face starts biases at 0: make each row's tell
-        get_hf_model(model).classifier.bias.normal_()
+        architecture(model).own_model(model).classifier.bias.normal_()
     return model
 
 
@@ -55,21 +55,21 @@ def listener(tiny_bert) -> Model:
     model.set_param("W", rng.normal(size=(len(TINY_TAGS), 8)).astype("f"))
     model.set_param("b", rng.normal(size=len(TINY_TAGS)).astype("f"))
     model.set_param("C", rng.normal(size=(N_CASE_CLASSES, len(TINY_TAGS))).astype("f"))
-    model.attrs["tags"] = list(TINY_TAGS)
+    model.attrs[TAGS_ATTR] = list(TINY_TAGS)
     return model
 
 
 def effective_rows(model: Model) -> dict[str, np.ndarray]:
     """One row per tag of what the head computes with (the listener stores its head divided by
     `head_lr_scale`)."""
-    if is_listener(model):
-        scale = model.attrs["head_lr_scale"]
+    if not architecture(model).has_own_model:
+        scale = architecture(model).settings.head_lr_scale
         return {
             "weight": model.get_param("W") * scale,
             "bias": model.get_param("b") * scale,
             "case": model.get_param("C").T * scale,
         }
-    head = get_hf_model(model).classifier
+    head = architecture(model).own_model(model).classifier
     return {"weight": head.weight.detach().numpy(), "bias": head.bias.detach().numpy()}
 
 

@@ -76,6 +76,28 @@ def test_save_load_keeps_predictions_and_refuses_the_other_architecture(
         standalone.get_pipe("bert_ner").from_disk(trained_multitask / "bert_ner")
 
 
+def test_a_listener_saved_with_its_settings_as_attrs_keeps_its_head(tiny_bert):
+    """Listeners saved before the settings became one object carry `head_lr_scale` and
+    `case_feature` in their thinc attrs, their head stored divided by that scale: loaded under
+    another scale, the head still computes what it did, and no loose setting stays behind."""
+    fixture = REPO / "tests" / "fixtures" / "saved_2026_12_07_listener"
+    scale = "components.bert_ner.model.head_lr_scale"
+    saved = spacy.load(fixture / "pipeline")
+    rescaled = spacy.load(fixture / "pipeline", config={scale: 2.5})
+    assert saved.config["components"]["bert_ner"]["model"]["head_lr_scale"] == 10.0
+    for nlp in (saved, rescaled):
+        assert sorted(nlp.get_pipe("bert_ner").model.attrs) == [
+            "architecture",
+            "resize_output",
+            "tags",
+        ]
+    texts = ["Angela Merkel met Macron in Paris.", "ANGELA MERKEL in PARIS and berlin"]
+    for want, got in zip(saved.pipe(texts), rescaled.pipe(texts), strict=True):
+        assert [e.label_ for e in got.ents] == [e.label_ for e in want.ents] != []
+        scores = [e._.bert_ner_score for e in got.ents]
+        assert scores == pytest.approx([e._.bert_ner_score for e in want.ents], abs=1e-5)
+
+
 def test_replace_listeners_gives_a_standalone_copy(trained_multitask, tmp_path):
     nlp = spacy.load(trained_multitask)
     before = predictions(nlp(TEXT))

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from spacy_bert_ner.cli import app
 from spacy_bert_ner.errors import BertNERError, ModelLoadError
-from spacy_bert_ner.models.model_api import make_ready
+from spacy_bert_ner.models.model_api import describe_model, make_ready
 from spacy_bert_ner.models.onnx_backend import GRAPH_FILE, INT8_GRAPH_FILE
 from spacy_bert_ner.pipeline.export import export_onnx_pipeline
 
@@ -223,5 +223,5 @@ def test_export_onnx_runs_a_bf16_pipeline_in_fp32_and_says_so(
         names = export_onnx_pipeline(str(tmp_path / "bf16"), tmp_path / "ort")
     assert names == ["bert_ner"]
     assert "bert_ner: ONNX Runtime runs fp32 or int8, not bf16" in caplog.text
-    model = spacy.load(tmp_path / "ort").get_pipe("bert_ner").model
-    assert (model.attrs["precision"], model.attrs["runtime_precision"]) == ("fp32", "fp32")
+    described = describe_model(spacy.load(tmp_path / "ort").get_pipe("bert_ner").model)
+    assert (described["precision"], described["runtime_precision"]) == ("fp32", "fp32")

@@ -1,4 +1,5 @@
-"""Precision: the setting's rules, what `auto` picks per CPU, and bf16 against fp32."""
+"""Precision at run time: what `auto` picks per CPU and device, and bf16 against fp32 (the
+setting's own rules are `test_settings`')."""
 
 import logging
 
@@ -11,9 +12,9 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Adam
 
-from spacy_bert_ner.errors import BertNERError
 from spacy_bert_ner.models import runtime
-from spacy_bert_ner.models.runtime import check_precision, choose_precision
+from spacy_bert_ner.models.model_api import describe_model
+from spacy_bert_ner.models.runtime import choose_precision
 from spacy_bert_ner.pipeline.loading import load_pipeline
 
 PRECISION = "components.bert_ner.model.precision"
@@ -47,22 +48,6 @@ def test_cpu_bf16_kind_reads_torchs_checks(monkeypatch, amx, avx512_bf16, kind):
     assert runtime.cpu_bf16_kind() == kind
 
 
-def test_an_unknown_precision_is_a_one_line_error(tiny_bert):
-    with pytest.raises(BertNERError, match="unknown precision 'fp8'; choose one of auto"):
-        check_precision("fp8", int8=False)
-    nlp = spacy.blank("en")
-    with pytest.raises(BertNERError, match="unknown precision"):
-        nlp.add_pipe("bert_ner", config={"model": {"name": str(tiny_bert), "precision": "half"}})
-
-
-def test_int8_flag_is_precision_int8_and_contradicts_only_bf16():
-    for precision in ("fp32", "auto", "int8"):
-        check_precision(precision, int8=True)
-        assert choose_precision(precision, **_on_cpu(int8=True)) == "int8"
-    with pytest.raises(BertNERError, match="int8 = true contradicts precision = 'bf16'"):
-        check_precision("bf16", int8=True)
-
-
 @pytest.mark.parametrize(
     ("kind", "auto", "bf16"),
     [("amx", "bf16", "bf16"), ("avx512_bf16", "fp32", "bf16"), (None, "fp32", "fp32")],
@@ -77,7 +62,7 @@ def test_auto_takes_bf16_only_with_amx(cpu_has, kind, auto, bf16):
 
 def test_gpu_keeps_mixed_precision_but_under_bf16(cpu_has):
     cpu_has(None)
-    gpu = {"int8": False, "backend": "torch", "device_type": "cuda"}
+    gpu = {"backend": "torch", "device_type": "cuda"}
     for precision in ("fp32", "auto"):
         assert choose_precision(precision, **gpu, mixed_precision=True) == "fp16"
         assert choose_precision(precision, **gpu, mixed_precision=False) == "fp32"
@@ -106,7 +91,7 @@ def test_bf16_without_cpu_support_runs_fp32_and_says_so_once(tiny_bert, cpu_has,
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "precision 'bf16' falls back to fp32" in warnings[0].getMessage()
-    assert pipe.model.attrs["runtime_precision"] == "fp32"
+    assert describe_model(pipe.model)["runtime_precision"] == "fp32"
     assert not pipe.model.layers[0].shims[0].bf16
 
 
@@ -121,7 +106,7 @@ def test_forced_bf16_runs_in_bf16_and_agrees_with_fp32(trained_tiny, cpu_has):
     docs = [Doc(fp32.vocab, words=WORDS[i:] + WORDS[:i]) for i in range(8)]
     got = np.concatenate(pipe.model.predict(docs))
     want = np.concatenate(fp32.get_pipe("bert_ner").model.predict(docs))
-    assert pipe.model.attrs["runtime_precision"] == "bf16"
+    assert describe_model(pipe.model)["runtime_precision"] == "bf16"
     assert head_dtypes and set(head_dtypes) == {torch.bfloat16}
     assert not np.array_equal(got, want)  # bf16's rounding really happened
     assert np.abs(got - want).max() < 0.05 * max(1.0, np.abs(want).max())
@@ -167,14 +152,14 @@ def test_a_bf16_pipeline_saves_fp32_weights_and_loads_through_the_commands_loade
     with safe_open(str(weights), framework="pt") as saved:
         assert {saved.get_tensor(name).dtype for name in saved.keys()} == {torch.float32}
     loaded = load_pipeline(str(tmp_path / "bf16"))
-    model = loaded.get_pipe("bert_ner").model
+    described = describe_model(loaded.get_pipe("bert_ner").model)
     assert loaded.config["components"]["bert_ner"]["model"]["precision"] == "bf16"
-    assert (model.attrs["precision"], model.attrs["runtime_precision"]) == ("bf16", "bf16")
+    assert (described["precision"], described["runtime_precision"]) == ("bf16", "bf16")
 
 
 def _ents(doc: Doc) -> list[tuple[int, int, str]]:
     return [(e.start, e.end, e.label_) for e in doc.ents]
 
 
-def _on_cpu(int8: bool = False) -> dict:
-    return {"int8": int8, "backend": "torch", "device_type": "cpu", "mixed_precision": True}
+def _on_cpu() -> dict:
+    return {"backend": "torch", "device_type": "cpu", "mixed_precision": True}

@@ -169,15 +169,15 @@ def test_case_feature_needs_token_type_embeddings():
 
 def test_resize_output_grows_the_head_through_the_model(tiny_bert):
     from spacy_bert_ner.models.architectures import build_token_classifier
-    from spacy_bert_ner.models.token_classifier import get_hf_model
+    from spacy_bert_ner.models.model_api import own_model
 
     model = build_token_classifier(str(tiny_bert))
     model.initialize()
     old_shim = model.layers[0].shims[0]
-    old = get_hf_model(model).classifier.weight.detach().clone()
+    old = own_model(model).classifier.weight.detach().clone()
     tags = [*TINY_TAGS, "B-DATE", "I-DATE"]
     assert model.attrs["resize_output"](model, tags, below_outside=5.0) is model
-    hf_model = get_hf_model(model)
+    hf_model = own_model(model)
     assert tag_names(hf_model.config) == tags
     assert torch.equal(hf_model.classifier.weight[: len(TINY_TAGS)], old)
     assert model.layers[0].shims[0] is not old_shim  # new optimizer keys for the new shapes

@@ -20,6 +20,7 @@ from transformers import BertConfig, BertModel
 
 from spacy_bert_ner import replace_lone_surrogates
 from spacy_bert_ner.errors import BertNERError, ModelLoadError, TagSchemeError
+from spacy_bert_ner.models.token_classifier import architecture_of
 
 from ..conftest import TINY_TAGS, write_tiny_bert
 from ..nasty_strings import LONE_SURROGATES, NASTY_STRINGS
@@ -260,7 +261,7 @@ def test_a_save_that_fails_midway_keeps_the_previous_files(tiny_bert, tmp_path, 
         raise OSError(errno.ENOSPC, "No space left on device")
 
     # The weights are written, then the tokenizer fails: as a kill in the middle would.
-    monkeypatch.setattr(pipe.model.attrs["tokenizer"], "save_pretrained", disk_full)
+    monkeypatch.setattr(architecture_of(pipe.model).tokenizer, "save_pretrained", disk_full)
     with pytest.raises(BertNERError, match="bert_ner/model: cannot write .No space left"):
         nlp.to_disk(tmp_path / "pipeline")
     assert ents(spacy.load(tmp_path / "pipeline")(TEXT)) == before
@@ -304,7 +305,7 @@ def test_whitespace_and_control_tokens_are_never_entities(nlp):
 
 
 def has_wordpiece(pipe, token) -> bool:
-    backend = pipe.model.attrs["tokenizer"].backend_tokenizer
+    backend = architecture_of(pipe.model).tokenizer.backend_tokenizer
     return bool(backend.encode([token.text], is_pretokenized=True, add_special_tokens=False).ids)
 
 

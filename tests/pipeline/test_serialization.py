@@ -10,7 +10,13 @@ import spacy
 from spacy_bert_ner.pipeline.losses import log_softmax
 from spacy_bert_ner.pipeline.serialization import VERSION_KEY
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "saved_v0_1_0"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURE = FIXTURES / "saved_v0_1_0"
+#: Pipelines saved on 2026-12-07, before the model settings became one typed object: the tiny
+#: model trained as `conftest.train_tiny` (with case embeddings, 32-piece windows, stride 8,
+#: precision "fp32") and the tiny multi-task pipeline of `conftest.train_multitask` (bert_ner
+#: listening to a shared transformer). expected.json holds what each predicted then.
+SAVED_TODAY = ["saved_2026_12_07_standalone", "saved_2026_12_07_listener"]
 TEXT = "Angela Merkel met Macron in Paris."
 
 
@@ -33,6 +39,22 @@ def test_a_pipeline_saved_by_0_1_0_predicts_the_same_entities_and_scores():
         means = [m for *_, m in scheme.entities(scheme.decode(log_probs), np.exp(log_probs))]
         assert means == pytest.approx([ent[3] for ent in case["ents"]], abs=1e-5)
         assert all(0.0 < e._.bert_ner_score <= 1.0 for e in doc.ents)
+
+
+@pytest.mark.parametrize("fixture", SAVED_TODAY)
+def test_a_pipeline_saved_before_typed_settings_predicts_the_same_entities(fixture):
+    """Both architectures' saved pipelines load with the code of today and predict exactly
+    the entities, with the scores, they predicted when saved: on texts of one window, with
+    tokens that have no wordpiece, and of several windows."""
+    expected = json.loads((FIXTURES / fixture / "expected.json").read_text())
+    nlp = spacy.load(FIXTURES / fixture / "pipeline")
+    assert sum(len(case["ents"]) for case in expected) > 40  # the fixture predicts something
+    docs = nlp.pipe([case["text"] for case in expected])
+    for doc, case in zip(docs, expected, strict=True):
+        got = [[e.start_char, e.end_char, e.label_] for e in doc.ents]
+        assert got == [ent[:3] for ent in case["ents"]], doc.text
+        scores = [e._.bert_ner_score for e in doc.ents]
+        assert scores == pytest.approx([ent[3] for ent in case["ents"]], abs=1e-5), doc.text
 
 
 @pytest.fixture(scope="module")
