@@ -35,9 +35,9 @@ def annotate(
     ),
 ) -> None:
     """Write the entities of every input record; failures go to the errors file."""
-    from ..annotate.command import annotate as annotate_records
+    from ..annotate.command import annotate_file
 
-    annotate_records(
+    annotate_file(
         model,
         input_path,
         output,

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from spacy_bert_ner import replace_lone_surrogates
-from spacy_bert_ner.annotate.command import annotate
+from spacy_bert_ner.annotate.command import annotate_file
 
 from ..nasty_strings import LONE_SURROGATES, NASTY_STRINGS
 from .conftest import API_KEY, LIMITS, LOCAL_ONLY, RAY_ONLY, start_service, stop_service
@@ -26,7 +26,9 @@ def test_entities_are_the_records_annotate_writes_byte_for_byte(service, tmp_pat
     """One text per request and per annotate batch, so both run the same computation."""
     inputs = tmp_path / "in.jsonl"
     inputs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(TEXTS)))
-    annotate(str(service.pipeline), inputs, tmp_path / "out.jsonl", batch_size=1, progress=False)
+    annotate_file(
+        str(service.pipeline), inputs, tmp_path / "out.jsonl", batch_size=1, progress=False
+    )
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
     with service.client() as client:
         for i, (text, line) in enumerate(zip(TEXTS, lines, strict=True)):
