@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..about import __version__
 from ..annotate.records import dumps
-from .entities import entities_router
+from .entities import add_entities_route
 from .gate import Gate
 from .schemas import openapi_schemas
 from .service import EntityService
@@ -66,7 +66,7 @@ def build_app(
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["x-queue-time", "x-inference-time"],
         )
-    api.include_router(entities_router(service))
+    add_entities_route(api, service)
     api.include_router(service_router(service))
     add_request_schemas(api)
     return api

@@ -93,14 +93,14 @@ def entities_request(body: bytes, is_json: bool) -> EntitiesRequest:
             return REQUEST.validate_json(body)
         except ValidationError as invalid:
             if invalid.errors()[0]["type"] != "json_invalid":
-                raise RequestValidationError(_in_body(invalid)) from None
+                raise RequestValidationError(located(invalid, "body")) from None
     try:
         # Validated as FastAPI validates a body parameter, so its errors read the same.
         return REQUEST.validate_python(
             _python_json(body) if is_json else body, from_attributes=True
         )
     except ValidationError as invalid:
-        raise RequestValidationError(_in_body(invalid)) from None
+        raise RequestValidationError(located(invalid, "body")) from None
 
 
 def _python_json(body: bytes) -> Any:
@@ -113,9 +113,11 @@ def _python_json(body: bytes) -> Any:
         raise HTTPException(400, detail="There was an error parsing the body") from None
 
 
-def _in_body(invalid: ValidationError) -> list[dict[str, Any]]:
+def located(invalid: ValidationError, *where: str | int) -> list[dict[str, Any]]:
+    """`invalid`'s errors as FastAPI reports a parameter's, their `loc` starting at `where`
+    ("body"; "query", "format")."""
     return [
-        {**error, "loc": ("body", *error["loc"])} for error in invalid.errors(include_url=False)
+        {**error, "loc": (*where, *error["loc"])} for error in invalid.errors(include_url=False)
     ]
 
 

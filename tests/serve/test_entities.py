@@ -26,14 +26,16 @@ def annotator() -> Annotator:
     return Annotator(spacy.blank("en"))
 
 
-def post(annotator: Annotator, body: bytes, headers: dict[str, str]) -> httpx.Response:
+def post(
+    annotator: Annotator, body: bytes, headers: dict[str, str], query: str = ""
+) -> httpx.Response:
     """One request to the app over a service of its own (its batcher lives in one event
     loop), in this process."""
 
     async def send() -> httpx.Response:
         transport = httpx.ASGITransport(app=build_app(service, "blank"))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.post("/v1/entities", content=body, headers=headers)
+            return await client.post(f"/v1/entities{query}", content=body, headers=headers)
 
     service = EntityService(annotator, ServiceSettings(), metrics=True)
     service.ready = True
@@ -93,6 +95,28 @@ def test_an_ndjson_body_is_the_bulk_stream(annotator):
         f"d{i}" for i in range(5)
     ]
     assert [record["line"] for record in records if "error" in record] == [6]
+
+
+@pytest.mark.parametrize(
+    "query,shape",
+    [
+        ("", "records"),
+        ("?format=records", "records"),
+        ("?format=displacy", "displacy"),
+        ("?format=records&format=displacy", "displacy"),  # the last, as FastAPI takes it
+    ],
+)
+def test_the_format_is_read_from_the_query(annotator, query, shape):
+    response = post(annotator, encoded({"texts": ["a b"]}), JSON, query)
+    assert response.status_code == 200
+    (result,) = response.json()["results"]
+    assert set(result) == ({"id", "entities"} if shape == "records" else {"text", "ents", "title"})
+
+
+def test_an_unknown_format_is_422_naming_the_query(annotator):
+    response = post(annotator, encoded({"texts": ["a"]}), JSON, "?format=html")
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["detail"]] == [["query", "format"]]
 
 
 @pytest.mark.parametrize(
