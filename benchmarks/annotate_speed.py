@@ -88,7 +88,7 @@ def rates(lines: Sampler, start: float) -> tuple[float, float]:
 
 def run_one(args: argparse.Namespace) -> None:
     """Child mode: annotate once and print the timings as JSON."""
-    from spacy_bert_ner.annotate.command import annotate
+    from spacy_bert_ner.annotate.command import annotate_file
 
     engine, workers = args.run_one.split("-")
     ray_init = 0.0
@@ -105,7 +105,7 @@ def run_one(args: argparse.Namespace) -> None:
 
     start = time.perf_counter()
     with Sampler(lines_written, interval=0.05) as lines:
-        tally = annotate(
+        tally = annotate_file(
             args.model,
             Path(args.input),
             output,

@@ -8,7 +8,6 @@ optimizer) with `training.gradients.GradientAverager` hooked in exactly as under
 The global batch is the same for every row: N workers take batch / N sentences each.
 """
 
-import socket
 import statistics
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from .children import free_port
 from .inputs import config_file, read_sentences
 
 
@@ -64,12 +64,6 @@ def _worker(rank: int, workers: int, port: int, settings: dict[str, Any], result
     if rank == 0:
         results.put((float(totals[0]), float(totals[1])))
     dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def measure(workers: int, cores: int, settings: dict[str, Any]) -> tuple[float, float]:

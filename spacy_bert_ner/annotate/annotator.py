@@ -2,7 +2,7 @@
 docs, one result per input, in order.
 
 Every way of running the pipeline goes through `Annotator`: `annotate`'s two engines (`local`
-in its own process, `ray` inside each actor) stream records through `annotate`, and both
+in its own process, `ray` inside each actor) stream records through `triaged_results`, and both
 engines of the `serve` command hand it the batches their batcher gathers (`docs`). So the
 lines they write are the same bytes, a failed batch is retried text by text in one place, and
 every architecture answers the same metadata. Nothing here needs Ray or HTTP.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import spacy
@@ -50,10 +50,6 @@ class EngineOptions:
 def _drop_failed_batch(proc_name: Any, proc: Any, docs: Any, error: Exception) -> None:
     """spaCy error handler: let `nlp.pipe` go on without a failed batch; its docs are retried
     one by one by `Annotator.results`, which finds them missing from the stream."""
-
-
-def _reason(error: Exception) -> str:
-    return f"{type(error).__name__}: {error}"
 
 
 def word_budget_groups(texts: Sequence[str], budget: int) -> list[list[int]]:
@@ -96,11 +92,11 @@ class Annotator:
         the first GPU this process sees (Ray sets which one that is)."""
         return cls(load_pipeline(model, gpu_id=0 if gpu else -1), batch_size, n_process)
 
-    def annotate(
+    def triaged_results(
         self, records: Iterable[Record], done: Done, first_lines: FirstLines
     ) -> Iterator[Result]:
         """The loop both `annotate` engines run: skip what earlier runs wrote, refuse duplicate
-        ids, annotate the rest."""
+        ids (`progress.triage`), annotate the rest."""
         return self.results(triage(records, done, first_lines))
 
     def results(self, records: Iterable[Record]) -> Iterator[Result]:
@@ -113,7 +109,7 @@ class Annotator:
                     try:
                         doc = self.nlp.make_doc(record.text)
                     except Exception as err:
-                        record = replace(record, text=None, error=_reason(err))
+                        record = record.failed(err)
                 pending.append(record)
                 if doc is not None:
                     yield doc, record.line
@@ -137,7 +133,7 @@ class Annotator:
         try:
             doc = self.annotate_one(record.text)
         except Exception as err:
-            return ERROR, error_line(replace(record, text=None, error=_reason(err)))
+            return ERROR, error_line(record.failed(err))
         return ANNOTATED, self.record_line(record, doc)
 
     def annotate_one(self, text: str) -> Doc:

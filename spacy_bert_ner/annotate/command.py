@@ -1,7 +1,7 @@
 """`python -m spacy_bert_ner annotate`: a trained pipeline over JSONL (or Parquet) records.
 
-Two engines share everything but the scheduling (`Annotator.annotate`), so they write the same
-lines (see `records`) and resume the same way (see `progress`):
+Two engines share everything but the scheduling (`Annotator.triaged_results`), so they write
+the same lines (see `records`) and resume the same way (see `progress`):
 
 - `local` (`local.py`): one `nlp.pipe` stream in this process; the output is in input order.
 - `ray` (`ray_engine.py`, imported only for this engine, so the core never needs Ray): Ray
@@ -92,7 +92,7 @@ def check_arguments(
         raise BertNERError("the local engine uses one GPU in one process: --workers 1 (or ray)")
 
 
-def annotate(
+def annotate_file(
     model: str,
     input_path: Path,
     output: Path,

@@ -33,4 +33,4 @@ def local_results(
         gpu=options.gpus_per_worker > 0,
     )
     records = read_records(input_path, options.text_field, options.id_field)
-    return minibatch(annotator.annotate(records, done, FirstLines()), options.batch_size)
+    return minibatch(annotator.triaged_results(records, done, FirstLines()), options.batch_size)

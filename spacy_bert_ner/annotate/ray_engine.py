@@ -112,7 +112,7 @@ class RecordAnnotator:
     def __call__(self, batch: pa.Table) -> dict[str, list[Any]]:
         columns = [batch.column(name).to_pylist() for name in RECORD_SCHEMA.names]
         records = (Record(*row) for row in zip(*columns, strict=True))
-        results = list(self.annotator.annotate(records, self.done, self.first_lines))
+        results = list(self.annotator.triaged_results(records, self.done, self.first_lines))
         return {"kind": [kind for kind, _ in results], "line": [line for _, line in results]}
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,16 @@ class Record:
     text: str | None
     error: str | None = None
     done: bool = False  # written by an earlier run: skipped
+
+    def failed(self, error: BaseException) -> Record:
+        """This record as one that cannot be annotated because of `error`."""
+        return replace(self, text=None, error=failure_reason(error))
+
+
+def failure_reason(error: BaseException) -> str:
+    """Why a text failed, as error records and the service's 500 say it: the exception's
+    type and message. The one wording for every engine and route, so they read alike."""
+    return f"{type(error).__name__}: {error}"
 
 
 def _kind(value: Any) -> str:

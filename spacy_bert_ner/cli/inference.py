@@ -2,6 +2,7 @@
 `export-onnx`, and `serve` (local engine or Ray Serve)."""
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -11,6 +12,56 @@ from .app import app
 
 #: The service's defaults, shown by `serve --help`: written once, in `ServiceSettings`.
 SERVE = ServiceSettings()
+
+# The `serve` command's options, one line each in its signature.
+Model = Annotated[str, typer.Argument(help="Pipeline directory or installed package name")]
+EngineOption = Annotated[
+    ServeEngine, typer.Option("--engine", help="local (one process, no Ray) or ray (Ray Serve)")
+]
+Host = Annotated[str, typer.Option("--host", help="Address to bind (loopback by default)")]
+Port = Annotated[int, typer.Option("--port", help="HTTP port")]
+Replicas = Annotated[int, typer.Option("--replicas", help="Replicas (ray engine)")]
+MinReplicas = Annotated[
+    int, typer.Option("--min-replicas", help="Autoscaling lower bound (ray engine)")
+]
+MaxReplicas = Annotated[
+    int | None,
+    typer.Option(
+        "--max-replicas", help="Autoscaling upper bound (ray engine; turns autoscaling on)"
+    ),
+]
+MaxBatchSize = Annotated[
+    int, typer.Option("--max-batch-size", help="Texts per batch (1: no batching)")
+]
+BatchWaitMs = Annotated[
+    float, typer.Option("--batch-wait-ms", help="How long a batch waits for more texts")
+]
+BatchWords = Annotated[int, typer.Option("--batch-words", help="Word budget per forward batch")]
+MaxTexts = Annotated[int, typer.Option("--max-texts", help="Texts per JSON request (413 beyond)")]
+MaxChars = Annotated[int, typer.Option("--max-chars", help="Characters per text (413 beyond)")]
+MaxQueued = Annotated[
+    int, typer.Option("--max-queued", help="Requests waiting beyond a batch (503 beyond)")
+]
+CpusPerReplica = Annotated[
+    float,
+    typer.Option(
+        "--cpus-per-replica",
+        help="Torch threads (and Ray CPUs) per process or replica (0: cores / replicas)",
+    ),
+]
+GpusPerReplica = Annotated[float, typer.Option("--gpus-per-replica", help="GPU fraction (0: CPU)")]
+Address = Annotated[
+    str | None,
+    typer.Option("--address", help="Ray cluster to deploy on (auto, ray://...; ray engine)"),
+]
+CorsOrigins = Annotated[
+    list[str] | None,
+    typer.Option("--cors-origin", help="Origin allowed by CORS (repeatable); none: CORS off"),
+]
+MetricsPort = Annotated[
+    int | None,
+    typer.Option("--metrics-port", help="Port of Ray's Prometheus metrics (ray engine, local Ray)"),
+]
 
 
 @app.command()
@@ -35,9 +86,9 @@ def annotate(
     ),
 ) -> None:
     """Write the entities of every input record; failures go to the errors file."""
-    from ..annotate.command import annotate as annotate_records
+    from ..annotate.command import annotate_file
 
-    annotate_records(
+    annotate_file(
         model,
         input_path,
         output,
@@ -67,54 +118,24 @@ def export_onnx(
 
 @app.command("serve")
 def serve(
-    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
-    engine: ServeEngine = typer.Option(
-        ServeEngine.local, "--engine", help="local (one process, no Ray) or ray (Ray Serve)"
-    ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)"),
-    port: int = typer.Option(8000, "--port", help="HTTP port"),
-    replicas: int = typer.Option(SERVE.replicas, "--replicas", help="Replicas (ray engine)"),
-    min_replicas: int = typer.Option(
-        SERVE.min_replicas, "--min-replicas", help="Autoscaling lower bound (ray engine)"
-    ),
-    max_replicas: int = typer.Option(
-        None, "--max-replicas", help="Autoscaling upper bound (ray engine; turns autoscaling on)"
-    ),
-    max_batch_size: int = typer.Option(
-        SERVE.max_batch_size, "--max-batch-size", help="Texts per batch (1: no batching)"
-    ),
-    batch_wait_ms: float = typer.Option(
-        SERVE.batch_wait_ms, "--batch-wait-ms", help="How long a batch waits for more texts"
-    ),
-    batch_words: int = typer.Option(
-        SERVE.batch_words, "--batch-words", help="Word budget per forward batch"
-    ),
-    max_texts: int = typer.Option(
-        SERVE.max_texts, "--max-texts", help="Texts per JSON request (413 beyond)"
-    ),
-    max_chars: int = typer.Option(
-        SERVE.max_chars, "--max-chars", help="Characters per text (413 beyond)"
-    ),
-    max_queued: int = typer.Option(
-        SERVE.max_queued, "--max-queued", help="Requests waiting beyond a batch (503 beyond)"
-    ),
-    cpus_per_replica: float = typer.Option(
-        SERVE.cpus_per_replica,
-        "--cpus-per-replica",
-        help="Torch threads (and Ray CPUs) per process or replica (0: cores / replicas)",
-    ),
-    gpus_per_replica: float = typer.Option(
-        SERVE.gpus_per_replica, "--gpus-per-replica", help="GPU fraction (0: CPU)"
-    ),
-    address: str = typer.Option(
-        None, "--address", help="Ray cluster to deploy on (auto, ray://...; ray engine)"
-    ),
-    cors_origin: list[str] = typer.Option(
-        [], "--cors-origin", help="Origin allowed by CORS (repeatable); none: CORS off"
-    ),
-    metrics_port: int = typer.Option(
-        None, "--metrics-port", help="Port of Ray's Prometheus metrics (ray engine, local Ray)"
-    ),
+    model: Model,
+    engine: EngineOption = ServeEngine.local,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    replicas: Replicas = SERVE.replicas,
+    min_replicas: MinReplicas = SERVE.min_replicas,
+    max_replicas: MaxReplicas = None,
+    max_batch_size: MaxBatchSize = SERVE.max_batch_size,
+    batch_wait_ms: BatchWaitMs = SERVE.batch_wait_ms,
+    batch_words: BatchWords = SERVE.batch_words,
+    max_texts: MaxTexts = SERVE.max_texts,
+    max_chars: MaxChars = SERVE.max_chars,
+    max_queued: MaxQueued = SERVE.max_queued,
+    cpus_per_replica: CpusPerReplica = SERVE.cpus_per_replica,
+    gpus_per_replica: GpusPerReplica = SERVE.gpus_per_replica,
+    address: Address = None,
+    cors_origin: CorsOrigins = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Serve a pipeline over HTTP, batching across requests, until Ctrl-C or SIGTERM.
 
@@ -145,6 +166,6 @@ def serve(
         port=port,
         address=address,
         api_key=os.environ.get(API_KEY_VARIABLE) or None,
-        cors_origins=cors_origin,
+        cors_origins=cors_origin or (),
         metrics_port=metrics_port,
     )

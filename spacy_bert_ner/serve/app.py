@@ -1,8 +1,10 @@
 """The HTTP API, one FastAPI application whichever engine runs it.
 
 `build_app` puts the routes over an `EntityService` (`service`: the annotator core, its
-batcher, the requests held). The `local` engine runs that app in uvicorn; the `ray` engine
-builds the same app inside each Ray Serve replica.
+batcher, the requests held): `POST /v1/entities` (`entities`, one route for JSON and NDJSON
+bodies) and the service's own (`service_router`), behind the API key and the request metrics
+(`gate`). The `local` engine runs that app in uvicorn; the `ray` engine builds the same app
+inside each Ray Serve replica.
 
 The answer for a text is the record `annotate` writes for it, byte for byte (the same
 `Annotator.record_line`), so batch jobs and the service agree. Nothing a client sends gets a
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any, cast
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -27,12 +29,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..about import __version__
 from ..annotate.records import dumps
-from .entities import Format, answer
+from .entities import add_entities_route
 from .gate import Gate
-from .schemas import EntitiesRequest, EntitiesResponse
+from .schemas import openapi_schemas
 from .service import EntityService
-
-NDJSON = "application/x-ndjson"
 
 
 def build_app(
@@ -44,11 +44,10 @@ def build_app(
 ) -> FastAPI:
     """The application over `service`, which serves pipeline `model`.
 
-    The model is fixed here: no request can name a path or load code. With `api_key`,
-    `/v1/*` needs `Authorization: Bearer <api_key>` (401 otherwise). CORS stays off unless
-    `cors_origins` names the origins allowed. `POST /v1/entities` with an NDJSON body goes to
-    the bulk stream (`bulk`) before FastAPI reads the body, and one with a plainly valid JSON
-    body is answered without FastAPI (`entities.plain_json`).
+    The model is fixed here: no request can name a path or load code. With `api_key`, every
+    path but the probes, the demo page and the API docs needs `Authorization: Bearer
+    <api_key>` (401 otherwise). CORS stays off unless `cors_origins` names the origins
+    allowed.
     """
     api = FastAPI(
         title="spacy-bert-ner",
@@ -67,53 +66,27 @@ def build_app(
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["x-queue-time", "x-inference-time"],
         )
+    add_entities_route(api, service)
+    api.include_router(service_router(service))
+    add_request_schemas(api)
+    return api
 
-    @api.post(
-        "/v1/entities",
-        response_model=EntitiesResponse,
-        responses={
-            200: {"description": "one result per document, in request order"},
-            400: {"description": "body is not UTF-8 JSON"},
-            413: {"description": "too many texts, or a text too long"},
-            422: {"description": "body does not fit the schema"},
-            503: {"description": "queue full: retry after Retry-After seconds"},
-        },
-        openapi_extra={
-            "requestBody": {
-                "content": {
-                    NDJSON: {
-                        "schema": {
-                            "type": "string",
-                            "description": 'bulk: one {"id": ..., "text": ...} per line; the '
-                            "answer is an NDJSON stream, one record per line as its batch is "
-                            "done, an error record naming a line that cannot be annotated",
-                        }
-                    }
-                }
-            }
-        },
-    )
-    async def entities(body: EntitiesRequest, format: Format = "records") -> Response:
-        """The entities of each document (or text), in request order.
 
-        `format=displacy` gives displaCy's manual format instead (`text`, `ents` with
-        `start`/`end`/`label` and the score, `title` = the id), which `displacy.render(...,
-        manual=True)` and the demo page draw. Headers `x-queue-time` and `x-inference-time`
-        say how long the texts waited for a batch and how long their batch took (seconds).
-        """
-        return await answer(service, body.as_values(), format)
+def service_router(service: EntityService) -> APIRouter:
+    """Everything but the entities: probes, metadata, metrics (when kept), the demo page."""
+    router = APIRouter()
 
-    @api.get("/healthz")
+    @router.get("/healthz")
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @api.get("/readyz")
+    @router.get("/readyz")
     async def readyz() -> JSONResponse:
         """The pipeline is loaded and has annotated a warm-up text."""
         return JSONResponse({"ready": service.ready}, status_code=200 if service.ready else 503)
 
-    @api.get("/v1/metadata")
+    @router.get("/v1/metadata")
     async def metadata() -> dict[str, Any]:
         """Which pipeline answers, with which labels and model settings, and the service's."""
         return service.metadata()
@@ -121,18 +94,33 @@ def build_app(
     if service.metrics is not None:
         metrics = service.metrics
 
-        @api.get("/metrics", include_in_schema=False)
+        @router.get("/metrics", include_in_schema=False)
         async def prometheus() -> Response:
             """Prometheus' text format: requests by status, latency and batch-size
             histograms, queue depth, texts in flight."""
             return Response(metrics.text(), media_type=metrics.content_type)
 
-    @api.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def demo() -> HTMLResponse:
         """A page to try the service: paste text, see the entities."""
         return HTMLResponse(resources.files(__package__).joinpath("demo.html").read_text())
 
-    return api
+    return router
+
+
+def add_request_schemas(api: FastAPI) -> None:
+    """Put the request body's schemas among the OpenAPI page's components, where the route's
+    body refers to them (`entities.REQUEST_BODY`)."""
+    generate = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = api.openapi_schema is None
+        schema = generate()  # made once, then kept by FastAPI
+        if fresh:
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(openapi_schemas())
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
 
 
 async def validation_error(request: Request, exc: Exception) -> Response:

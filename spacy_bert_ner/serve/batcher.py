@@ -77,7 +77,7 @@ class Batcher:
         """Texts queued or being annotated."""
         return len(self.queue) + self.running
 
-    async def annotate(self, texts: Sequence[str]) -> list[Annotated]:
+    async def batched_docs(self, texts: Sequence[str]) -> list[Annotated]:
         """The result of each text, in order, once the batches holding them have run."""
         loop = asyncio.get_running_loop()
         if self._task is None:

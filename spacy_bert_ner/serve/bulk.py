@@ -9,47 +9,40 @@ JSON, no text, a text over `max_chars`, a pipeline failure) becomes the error re
 `annotate` writes for it, `{"id": ..., "line": N, "error": "why"}`; the other lines are still
 answered.
 
-A plain ASGI handler, not a FastAPI route: a route would read the whole body before it runs,
-and Starlette's `StreamingResponse` listens for the client's disconnect on the same channel
-the body arrives on. A client should read the answer while it sends (curl, aiohttp and httpx's
-async client with a streamed body do): records start coming back before the body is all sent.
+The route (`entities`) answers such a request with an `NDJSONStream`, which reads the body
+through Starlette's `Request.stream` while it writes. It is Starlette's `StreamingResponse`
+less the task that listens for the client's disconnect: that task reads the channel the body
+is still arriving on, and `Request.stream` raises `ClientDisconnect` itself. A client should
+read the answer while it sends (curl, aiohttp and httpx's async client with a streamed body
+do): records start coming back before the body is all sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
-from fastapi import HTTPException
+from fastapi.requests import Request
+from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from ..annotate.records import NO_ID, Record, error_line, parse_line
-from .service import EntityService, error_response
+from .service import EntityService
 
-#: JSON text may spell a character as a 6-byte escape; beyond this a line cannot hold a text
-#: within `max_chars`, so it is refused without being kept.
-BYTES_PER_CHAR = 6
-LINE_OVERHEAD = 1024
+NDJSON = "application/x-ndjson"
 
 
-class ClientGone(Exception):
-    """The client disconnected before its body was read."""
-
-
-async def body_lines(receive: Receive, max_bytes: int) -> AsyncIterator[tuple[int, bytes | None]]:
-    """The lines of the request body with their 1-based numbers, as they arrive; a line over
-    `max_bytes` is dropped as it streams in and given as None."""
+async def body_lines(
+    chunks: AsyncIterator[bytes], max_bytes: int
+) -> AsyncIterator[tuple[int, bytes | None]]:
+    """The lines of the request body with their 1-based numbers, as its `chunks` arrive; a
+    line over `max_bytes` is dropped as it streams in and given as None."""
     buffer = bytearray()
     line_no = 0
     overlong = False
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        buffer += message.get("body", b"")
-        more = message.get("more_body", False)
+    async for chunk in chunks:
+        buffer += chunk
         *lines, rest = bytes(buffer).split(b"\n")
         buffer = bytearray(rest)
         for raw in lines:
@@ -63,32 +56,37 @@ async def body_lines(receive: Receive, max_bytes: int) -> AsyncIterator[tuple[in
 
 
 async def _annotated_line(service: EntityService, record: Record) -> bytes:
-    (result,) = await service.batcher.annotate([str(record.text)])
+    (result,) = await service.batcher.batched_docs([str(record.text)])
     if isinstance(result.doc, Exception):
-        reason = f"{type(result.doc).__name__}: {result.doc}"
-        return error_line(replace(record, text=None, error=reason)).encode()
+        return error_line(record.failed(result.doc)).encode()
     return service.annotator.record_line(record, result.doc).encode()
+
+
+def _line_record(line_no: int, raw: bytes | None, service: EntityService) -> Record | None:
+    """The record of one body line (None for a blank one), refused when over the limits."""
+    settings = service.settings
+    if raw is None:
+        return Record(line_no, NO_ID, None, f"line longer than {settings.max_line_bytes} bytes")
+    if not raw.strip():
+        return None
+    record = parse_line(line_no, raw, "text", "id")
+    if record.text is not None and len(record.text) > settings.max_chars:
+        error = f"text has {len(record.text)} characters; the limit is {settings.max_chars}"
+        return Record(record.line, record.id, None, error)
+    return record
 
 
 async def output_lines(
     service: EntityService, lines: AsyncIterator[tuple[int, bytes | None]]
 ) -> AsyncIterator[bytes]:
     """The records of the lines, each as soon as it is done, with a bounded window in flight."""
-    settings = service.settings
-    window = 2 * settings.max_batch_size
+    window = 2 * service.settings.max_batch_size
     pending: set[asyncio.Task[bytes]] = set()
     try:
         async for line_no, raw in lines:
-            if raw is None:
-                too_long = settings.max_chars * BYTES_PER_CHAR + LINE_OVERHEAD
-                record = Record(line_no, NO_ID, None, f"line longer than {too_long} bytes")
-            elif not raw.strip():
+            record = _line_record(line_no, raw, service)
+            if record is None:
                 continue
-            else:
-                record = parse_line(line_no, raw, "text", "id")
-            if record.text is not None and len(record.text) > settings.max_chars:
-                error = f"text has {len(record.text)} characters; the limit is {settings.max_chars}"
-                record = replace(record, text=None, error=error)
             if record.text is None:
                 yield error_line(record).encode()
                 continue
@@ -104,22 +102,21 @@ async def output_lines(
             task.cancel()
 
 
-async def bulk(service: EntityService, scope: Scope, receive: Receive, send: Send) -> None:
-    """Answer one NDJSON request as a stream of NDJSON records (503 when the service is full)."""
-    try:
+class NDJSONStream(StreamingResponse):
+    """The answer to one NDJSON request, streamed while its body is read (see the module's
+    docstring). Making one takes a place in `service` (503 when it is full); sending it gives
+    the place back, however the stream ends."""
+
+    def __init__(self, service: EntityService, request: Request) -> None:
+        lines = body_lines(request.stream(), service.settings.max_line_bytes)
+        super().__init__(output_lines(service, lines), media_type=NDJSON)
+        self.service = service
         service.admit()
-    except HTTPException as refused:
-        await error_response(refused)(scope, receive, send)
-        return
-    try:
-        max_bytes = service.settings.max_chars * BYTES_PER_CHAR + LINE_OVERHEAD
-        headers = [(b"content-type", b"application/x-ndjson")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            async for chunk in output_lines(service, body_lines(receive, max_bytes)):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except ClientGone:
+            await self.stream_response(send)
+        except ClientDisconnect:
             return
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-    finally:
-        service.release()
+        finally:
+            self.service.release()

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from fastapi import HTTPException
-from fastapi.responses import JSONResponse
 
 from ..annotate.annotator import Annotator
 from .batcher import Batcher
@@ -78,9 +77,3 @@ class EntityService:
 
     def close(self) -> None:
         self.batcher.close()
-
-
-def error_response(error: HTTPException) -> JSONResponse:
-    """The answer FastAPI's own handler gives `error`, for the paths that answer without
-    FastAPI (the NDJSON bulk stream, plain JSON requests)."""
-    return JSONResponse({"detail": error.detail}, error.status_code, error.headers)

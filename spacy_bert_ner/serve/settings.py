@@ -7,6 +7,11 @@ from enum import StrEnum
 
 #: Environment variable that holds the API key; unset or empty: no key is asked for.
 API_KEY_VARIABLE = "BERT_NER_API_KEY"
+#: JSON text may spell a character as a 6-byte escape; an NDJSON line longer than
+#: `max_chars` such characters and the rest of its record cannot hold a text within
+#: `max_chars`, so it is refused without being kept (`ServiceSettings.max_line_bytes`).
+BYTES_PER_CHAR = 6
+LINE_OVERHEAD = 1024
 
 
 class ServeEngine(StrEnum):
@@ -58,6 +63,11 @@ class ServiceSettings:
             return self
         share = cores // (self.max_replicas or self.replicas)
         return replace(self, cpus_per_replica=float(max(1, share)))
+
+    @property
+    def max_line_bytes(self) -> int:
+        """The longest NDJSON line the bulk stream keeps (see `BYTES_PER_CHAR`)."""
+        return self.max_chars * BYTES_PER_CHAR + LINE_OVERHEAD
 
     @property
     def torch_threads(self) -> int:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from spacy_bert_ner import replace_lone_surrogates
 from spacy_bert_ner.annotate.annotator import Annotator
-from spacy_bert_ner.annotate.command import Tally, annotate
+from spacy_bert_ner.annotate.command import Tally, annotate_file
 from spacy_bert_ner.annotate.progress import read_done
 from spacy_bert_ner.annotate.records import NO_ID, Record, jsonl_records, make_record, read_records
 from spacy_bert_ner.cli import app
@@ -145,7 +145,7 @@ def test_local_writes_every_good_record_in_order_and_every_bad_one_to_errors(
     fragile_pipeline, mixed_input, tmp_path
 ) -> None:
     output = tmp_path / "out.jsonl"
-    tally = annotate(str(fragile_pipeline), mixed_input, output, batch_size=4, progress=False)
+    tally = annotate_file(str(fragile_pipeline), mixed_input, output, batch_size=4, progress=False)
     records = [json.loads(line) for line in lines_of(output)]
     assert [r["id"] for r in records] == MIXED_IDS
     assert_mixed_errors(tmp_path / "out.errors.jsonl")
@@ -167,7 +167,9 @@ def test_a_failing_batch_costs_only_its_failing_record(fragile_pipeline, tmp_pat
     """The boom doc shares a batch with three good ones, which are retried and annotated."""
     rows = [{"id": i, "text": "boom" if i == 2 else text(i)} for i in range(8)]
     source = write_jsonl(tmp_path / "in.jsonl", rows)
-    annotate(str(fragile_pipeline), source, tmp_path / "out.jsonl", batch_size=4, progress=False)
+    annotate_file(
+        str(fragile_pipeline), source, tmp_path / "out.jsonl", batch_size=4, progress=False
+    )
     assert [json.loads(line)["id"] for line in lines_of(tmp_path / "out.jsonl")] == [
         0,
         1,
@@ -191,7 +193,9 @@ def test_nasty_strings_and_lone_surrogates_are_annotated_with_offsets_into_the_t
         json.loads(json.dumps(t)) for t in [*NASTY_STRINGS.values(), *LONE_SURROGATES.values()]
     ]
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts)])
-    tally = annotate(str(pipeline), source, tmp_path / "out.jsonl", batch_size=4, progress=False)
+    tally = annotate_file(
+        str(pipeline), source, tmp_path / "out.jsonl", batch_size=4, progress=False
+    )
     assert (tally.annotated, tally.errors) == (len(texts), 0)
     records = [json.loads(line) for line in lines_of(tmp_path / "out.jsonl")]
     assert [record["id"] for record in records] == list(range(len(texts)))
@@ -210,7 +214,9 @@ def test_a_thousand_records_with_ten_lone_surrogate_texts_give_a_thousand_lines(
     for n, surrogate_text in enumerate(bad):
         rows[n * 97 + 3]["text"] = surrogate_text
     source = write_jsonl(tmp_path / "in.jsonl", rows)
-    tally = annotate(str(pipeline), source, tmp_path / "out.jsonl", batch_size=64, progress=False)
+    tally = annotate_file(
+        str(pipeline), source, tmp_path / "out.jsonl", batch_size=64, progress=False
+    )
     assert (tally.annotated, tally.errors) == (1000, 0)
     ids = [json.loads(line)["id"] for line in lines_of(tmp_path / "out.jsonl")]
     assert ids == list(range(1000))
@@ -239,7 +245,7 @@ def test_entities_come_from_the_spans_key_when_the_pipe_writes_there(tiny_bert) 
 
 def test_two_processes_write_what_one_does(fragile_pipeline, mixed_input, tmp_path) -> None:
     for workers in (1, 2):
-        annotate(
+        annotate_file(
             str(fragile_pipeline),
             mixed_input,
             tmp_path / f"out{workers}.jsonl",
@@ -256,7 +262,7 @@ def test_rerun_resumes_after_a_crash_without_duplicates(
 ) -> None:
     model = str(fragile_pipeline)
     reference = tmp_path / "reference.jsonl"
-    annotate(model, mixed_input, reference, batch_size=4, progress=False)
+    annotate_file(model, mixed_input, reference, batch_size=4, progress=False)
     # A crash while writing: 5 complete lines and half of the 6th; 3 error lines and a torn one.
     output, errors = tmp_path / "out.jsonl", tmp_path / "out.errors.jsonl"
     done, torn = lines_of(reference)[:5], lines_of(reference)[5]
@@ -264,12 +270,12 @@ def test_rerun_resumes_after_a_crash_without_duplicates(
     error_lines = lines_of(tmp_path / "reference.errors.jsonl")
     errors.write_text("".join(f"{line}\n" for line in error_lines[:3]) + "{", encoding="utf8")
 
-    tally = annotate(model, mixed_input, output, batch_size=4, progress=False)
+    tally = annotate_file(model, mixed_input, output, batch_size=4, progress=False)
     assert output.read_text(encoding="utf8") == reference.read_text(encoding="utf8")
     assert lines_of(errors) == error_lines
     assert (tally.annotated, tally.errors, tally.skipped) == (len(MIXED_IDS) - 5, 5, 8)
 
-    again = annotate(model, mixed_input, output, batch_size=4, progress=False)
+    again = annotate_file(model, mixed_input, output, batch_size=4, progress=False)
     assert (again.annotated, again.errors, again.skipped) == (0, 0, len(MIXED_IDS) + 8)
     assert output.read_text(encoding="utf8") == reference.read_text(encoding="utf8")
 
@@ -293,7 +299,7 @@ def test_the_core_never_imports_ray() -> None:
 def test_unknown_engine_is_refused_before_any_work(pipeline, mixed_input, tmp_path) -> None:
     # The CLI offers only the engines there are (test_cli); the function checks too.
     with pytest.raises(BertNERError, match="unknown engine 'spark': use one of local, ray"):
-        annotate(str(pipeline), mixed_input, tmp_path / "out.jsonl", engine="spark")
+        annotate_file(str(pipeline), mixed_input, tmp_path / "out.jsonl", engine="spark")
     assert not (tmp_path / "out.jsonl").exists()
 
 
@@ -303,7 +309,7 @@ def test_ray_engine_without_ray_says_how_to_install_it(
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails
     monkeypatch.delitem(sys.modules, "spacy_bert_ner.annotate.ray_engine", raising=False)
     with pytest.raises(BertNERError, match=r"pip install 'spacy-bert-ner\[ray\]'"):
-        annotate(str(pipeline), mixed_input, tmp_path / "out.jsonl", engine="ray")
+        annotate_file(str(pipeline), mixed_input, tmp_path / "out.jsonl", engine="ray")
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -357,7 +363,7 @@ def ray_session():
 
 def annotate_on_ray(pipeline: Path, input_path: Path, output: Path) -> Tally:
     """The ray engine on two actors, one doc per batch (as the local runs below)."""
-    return annotate(
+    return annotate_file(
         str(pipeline), input_path, output, engine="ray", batch_size=1, workers=2, progress=False
     )
 
@@ -365,7 +371,7 @@ def annotate_on_ray(pipeline: Path, input_path: Path, output: Path) -> Tally:
 def test_ray_writes_exactly_what_local_writes(ray_session, pipeline, mixed_input, tmp_path) -> None:
     """One doc per batch in both engines, so every score comes from the same computation."""
     local, distributed = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
-    annotate(str(pipeline), mixed_input, local, batch_size=1, progress=False)
+    annotate_file(str(pipeline), mixed_input, local, batch_size=1, progress=False)
     tally = annotate_on_ray(pipeline, mixed_input, distributed)
     assert sorted(lines_of(distributed)) == sorted(lines_of(local))
     assert len(set(lines_of(distributed))) == len(MIXED_IDS) + 1
@@ -382,7 +388,7 @@ def test_ray_resumes_from_parquet_without_duplicates(ray_session, pipeline, tmp_
     rows = [{"id": f"p{i}", "text": text(i) if i != 4 else None} for i in range(16)]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet", row_group_size=5)
     local = tmp_path / "local.jsonl"
-    annotate(str(pipeline), tmp_path / "in.parquet", local, batch_size=1, progress=False)
+    annotate_file(str(pipeline), tmp_path / "in.parquet", local, batch_size=1, progress=False)
     output = tmp_path / "ray.jsonl"
     output.write_text("".join(f"{line}\n" for line in lines_of(local)[::3]) + '{"id": "p', "utf8")
 

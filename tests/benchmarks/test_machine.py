@@ -22,6 +22,11 @@ def test_cpu_info_reads_the_first_core_of_x86_and_arm():
     assert cpu_info("") == ("", set())
 
 
+def test_cpu_info_names_the_family_and_model_of_x86():
+    zen4 = "cpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\nflags\t\t: avx512_bf16\n"
+    assert cpu_info(zen4) == ("AMD EPYC (family 25 model 17)", {"avx512_bf16"})
+
+
 def test_describe_names_the_flags_present_and_absent_cores_and_torch_threads():
     import torch
 

@@ -24,7 +24,7 @@ def annotator(trained_tiny: Path) -> Annotator:
 def run_callers(batcher: Batcher, requests: list[list[str]]) -> list[list]:
     async def main() -> list[list]:
         try:
-            return await asyncio.gather(*(batcher.annotate(texts) for texts in requests))
+            return await asyncio.gather(*(batcher.batched_docs(texts) for texts in requests))
         finally:
             assert batcher.in_flight == 0
             batcher.close()
@@ -65,10 +65,10 @@ def test_a_lone_caller_does_not_wait_for_others(annotator):
     batcher = Batcher(annotator, ServiceSettings(batch_wait_ms=2000))
 
     async def one_by_one() -> float:
-        await batcher.annotate(TEXTS[:1])  # the first batch: nothing ran before it
+        await batcher.batched_docs(TEXTS[:1])  # the first batch: nothing ran before it
         started = time.perf_counter()
         for text in TEXTS:
-            await batcher.annotate([text])
+            await batcher.batched_docs([text])
         batcher.close()
         return time.perf_counter() - started
 
@@ -88,7 +88,7 @@ def test_the_warm_up_runs_on_the_thread_every_batch_runs_on(trained_tiny, monkey
     monkeypatch.setattr(Annotator, "docs", recording)
     service = EntityService.start(str(trained_tiny), ServiceSettings(), metrics=False)
     try:
-        (answered,) = asyncio.run(service.batcher.annotate(TEXTS[:1]))
+        (answered,) = asyncio.run(service.batcher.batched_docs(TEXTS[:1]))
     finally:
         service.close()
     assert answered.doc.text == TEXTS[0]

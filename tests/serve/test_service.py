@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from spacy_bert_ner import replace_lone_surrogates
-from spacy_bert_ner.annotate.command import annotate
+from spacy_bert_ner.annotate.command import annotate_file
 
 from ..nasty_strings import LONE_SURROGATES, NASTY_STRINGS
 from .conftest import API_KEY, LIMITS, LOCAL_ONLY, RAY_ONLY, start_service, stop_service
@@ -26,7 +26,9 @@ def test_entities_are_the_records_annotate_writes_byte_for_byte(service, tmp_pat
     """One text per request and per annotate batch, so both run the same computation."""
     inputs = tmp_path / "in.jsonl"
     inputs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(TEXTS)))
-    annotate(str(service.pipeline), inputs, tmp_path / "out.jsonl", batch_size=1, progress=False)
+    annotate_file(
+        str(service.pipeline), inputs, tmp_path / "out.jsonl", batch_size=1, progress=False
+    )
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
     with service.client() as client:
         for i, (text, line) in enumerate(zip(TEXTS, lines, strict=True)):
@@ -48,16 +50,18 @@ def test_texts_get_their_position_as_id_and_displacy_format(service):
         ]
 
 
-def test_a_body_left_to_fastapi_gets_the_same_answer(service):
-    """A valid body that is not plain (both fields, one null) and a query that is not plain
-    (the format twice) go through FastAPI's route; plain ones skip it. Same bytes either way."""
+def test_requests_that_differ_only_in_form_get_the_same_bytes(service):
+    """Both fields with one null, the format given twice, a charset on the content type: one
+    route, one answer."""
+    charset = {"Content-Type": "application/json; charset=utf-8"}
     with service.client() as client:
         plain = client.post("/v1/entities", json={"texts": TEXTS})
-        routed = client.post("/v1/entities", json={"texts": TEXTS, "documents": None})
+        both = client.post("/v1/entities", json={"texts": TEXTS, "documents": None})
         query = client.post("/v1/entities?format=records&format=records", json={"texts": TEXTS})
-    for response in (plain, routed, query):
+        typed = client.post("/v1/entities", content=json.dumps({"texts": TEXTS}), headers=charset)
+    for response in (plain, both, query, typed):
         assert response.status_code == 200 and "x-inference-time" in response.headers
-    assert plain.content == routed.content == query.content
+    assert plain.content == both.content == query.content == typed.content
 
 
 def test_empty_list_gives_empty_results(service):
