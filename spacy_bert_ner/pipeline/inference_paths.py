@@ -8,10 +8,11 @@ and `benchmarks/speed` reports what that rule would pick from its own measuremen
 """
 
 import importlib.util
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from spacy.language import Language
+from spacy.tokens import Doc, Span
 
 from ..errors import BertNERError
 from ..models.model_api import describe_model
@@ -94,10 +95,19 @@ def choose_path(measured: Sequence[PathSpeed], min_agreement: float) -> PathSpee
     return max(eligible, key=lambda m: m.words_per_s)
 
 
-def agreement(
-    entities: Sequence[frozenset[tuple[int, int, str]]],
-    reference: Sequence[frozenset[tuple[int, int, str]]],
-) -> float:
+#: An entity as `agreement` compares them: start char, end char, label.
+Entities = frozenset[tuple[int, int, str]]
+
+
+def entity_sets(
+    docs: Iterable[Doc], spans: Callable[[Doc], Iterable[Span]] = lambda doc: doc.ents
+) -> list[Entities]:
+    """Each doc's entities as `agreement` compares them; `spans` says where they are
+    (`loading.entity_getter` of the pipeline)."""
+    return [frozenset((e.start_char, e.end_char, e.label_) for e in spans(doc)) for doc in docs]
+
+
+def agreement(entities: Sequence[Entities], reference: Sequence[Entities]) -> float:
     """The share of texts whose entity set, (start char, end char, label) each, is exactly the
     reference's: what a user sees change, text by text. Entity-level F1 would let a path that
     moves one entity in every text still score 0.95 or so; this says how many texts changed."""

@@ -31,18 +31,18 @@ from ..io import atomic_directory
 from ..models.runtime import cpu_bf16_kind, cpu_name
 from .inference_paths import (
     TORCH_FP32,
+    Entities,
     InferencePath,
     PathSpeed,
     agreement,
     choose_path,
+    entity_sets,
     runnable_paths,
 )
 from .loading import bert_ner_pipes, entity_getter, load_pipeline
 
 BUILT_IN_TEXTS = "optimize_texts.txt"
 WARM_UP_TEXTS = 32
-#: An entity as `agreement` compares them: start char, end char, label.
-Entities = frozenset[tuple[int, int, str]]
 
 
 @dataclass
@@ -170,10 +170,7 @@ def _time_rounds(
             start = time.perf_counter()
             docs = list(nlp.pipe(texts))
             seconds[path].append(time.perf_counter() - start)
-            spans = entity_getter(nlp)
-            entities[path] = [
-                frozenset((e.start_char, e.end_char, e.label_) for e in spans(doc)) for doc in docs
-            ]
+            entities[path] = entity_sets(docs, entity_getter(nlp))
     return seconds, entities
 
 
