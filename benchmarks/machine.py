@@ -9,6 +9,8 @@ import platform
 from contextlib import suppress
 from pathlib import Path
 
+from spacy_bert_ner.models.runtime import cpu_info
+
 #: Instruction sets that change which torch/onnxruntime kernels run (fp32, int8, bf16).
 X86_FLAGS = (
     "avx2",
@@ -23,25 +25,6 @@ X86_FLAGS = (
 )
 #: Their counterparts on Arm (/proc/cpuinfo "Features"): dot product, int8 matmul, bf16, SVE.
 ARM_FLAGS = ("asimd", "asimddp", "i8mm", "bf16", "sve", "sve2")
-
-
-def cpu_info(text: str) -> tuple[str, set[str]]:
-    """The model name and the feature flags in the text of /proc/cpuinfo (x86 or Arm). An x86
-    name gets its family and model numbers, which tell CPU generations apart where the name
-    does not (a cloud's "AMD EPYC" is Zen 3 at family 25 model 1, Zen 4 at model 17)."""
-    name, flags, numbers = "", set[str](), dict[str, str]()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "Model") and not name:
-            name = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = set(value.split())
-        elif key in ("cpu family", "model"):
-            numbers.setdefault(key, value.strip())
-    if name and len(numbers) == 2:
-        name += f" (family {numbers['cpu family']} model {numbers['model']})"
-    return name, flags
 
 
 def describe(threads: str | None = None) -> str:

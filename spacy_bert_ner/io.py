@@ -85,6 +85,30 @@ def atomic_files(directory: Path | str) -> Iterator[Path]:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
+@contextmanager
+def atomic_directory(directory: Path | str) -> Iterator[Path]:
+    """Yield a temporary directory that becomes `directory` on success, in one rename.
+
+    For a new directory tree written from nothing (a pipeline with its subdirectories), where
+    `atomic_files`' file-by-file swap cannot apply: a reader sees the whole tree or none.
+    `directory` must not exist, or be empty (rename(2) replaces an empty directory). If the
+    body raises, the temporary tree is removed and `directory` is left as it was.
+    """
+    directory = Path(directory)
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    except OSError as err:
+        raise BertNERError(f"{directory}: cannot write ({err.strerror or err})") from None
+    try:
+        yield tmp_dir
+        os.rename(tmp_dir, directory)
+    except OSError as err:
+        raise BertNERError(f"{directory}: cannot write ({err.strerror or err})") from None
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
 def _new_file(directory: Path, prefix: str) -> Path:
     """Create an empty file of a new random name in `directory`, with the umask's mode."""
     while True:

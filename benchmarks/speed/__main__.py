@@ -20,6 +20,7 @@ from ..inputs import conll_file, hf_model, read_sentences
 from ..machine import describe
 from .accuracy import print_accuracy
 from .long_docs import memory_table
+from .pick import print_optimize_picks
 from .profile import profile_fp32
 from .rounds import padding_summary, print_speed_table, run_systems
 from .systems import ALL_SYSTEMS, BERT_NER_SYSTEMS
@@ -128,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         results = run_systems(args, model_dir, sents)
         print_speed_table(results, args, sents)
+        print_optimize_picks(results, args.pipe_batches)
         print(padding_summary(model_dir, sents, args.batch_size))
         if args.accuracy:
             print_accuracy(results, sents, model_kind)

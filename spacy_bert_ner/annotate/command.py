@@ -26,6 +26,7 @@ from wasabi import msg
 
 from ..errors import BertNERError, parse_choice
 from ..extras import require
+from ..pipeline.inference_paths import path_in_use
 from ..pipeline.loading import load_pipeline
 from .annotator import EngineOptions
 from .local import local_results
@@ -123,7 +124,7 @@ def annotate_file(
 
         # Ray reports an actor that failed to load as a multi-page traceback without its
         # cause; loading the pipeline here once turns that into the usual one line.
-        load_pipeline(model)
+        msg.text(f"inference path: {path_in_use(load_pipeline(model))}")
     done = read_done(output, errors)
     options = EngineOptions(text_field, id_field, batch_size, workers, gpus_per_worker)
     engine_results = ray_results if engine == Engine.ray else local_results

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from spacy.util import minibatch
+from wasabi import msg
 
+from ..pipeline.inference_paths import path_in_use
 from .annotator import Annotator, EngineOptions
 from .progress import Done, FirstLines
 from .records import Result, read_records
@@ -32,5 +34,6 @@ def local_results(
         n_process=options.workers,
         gpu=options.gpus_per_worker > 0,
     )
+    msg.text(f"inference path: {path_in_use(annotator.nlp)}")
     records = read_records(input_path, options.text_field, options.id_field)
     return minibatch(annotator.triaged_results(records, done, FirstLines()), options.batch_size)

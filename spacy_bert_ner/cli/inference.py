@@ -1,5 +1,6 @@
 """Commands that run a trained pipeline on new text: `annotate` (local or Ray Data),
-`export-onnx`, and `serve` (local engine or Ray Serve)."""
+`export-onnx`, `optimize` (the fastest inference path for this CPU) and `serve` (local
+engine or Ray Serve)."""
 
 from pathlib import Path
 from typing import Annotated
@@ -114,6 +115,44 @@ def export_onnx(
 
     names = export_onnx_pipeline(model, output, int8=int8)
     typer.echo(f"\u2714 {output}: {', '.join(names)} on onnxruntime{' (int8)' if int8 else ''}")
+
+
+@app.command("optimize")
+def optimize(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    output: Path = typer.Argument(..., help="New pipeline directory, set to the fastest path"),
+    texts: Path = typer.Option(
+        None, "--texts", help="UTF-8 file, one text per line (default: 300 built-in sentences)"
+    ),
+    lossy: bool = typer.Option(
+        False, "--lossy", help="Also measure int8 (torch and ONNX Runtime), which changes entities"
+    ),
+    min_agreement: float = typer.Option(
+        0.99,
+        "--min-agreement",
+        help="Share of texts whose entities must equal torch fp32's for a path to be picked",
+    ),
+    rounds: int = typer.Option(3, "--rounds", help="Timed rounds per path; the median"),
+) -> None:
+    """Time every inference path this CPU can run on your texts, and save a copy of the
+    pipeline set to the fastest whose entities agree with torch fp32's; `spacy.load`,
+    `serve` and `annotate` of OUTPUT run that path."""
+    from ..pipeline.optimize import optimize_pipeline, print_report, read_texts
+
+    optimized = optimize_pipeline(
+        model,
+        output,
+        texts=read_texts(texts),
+        lossy=lossy,
+        min_agreement=min_agreement,
+        rounds=rounds,
+    )
+    print_report(optimized)
+    chosen = optimized.chosen
+    typer.echo(
+        f"\u2714 {output}: runs {chosen.path.name} "
+        f"(agreement {chosen.agreement:.3f} >= {min_agreement})"
+    )
 
 
 @app.command("serve")

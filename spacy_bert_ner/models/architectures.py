@@ -65,8 +65,9 @@ def build_token_classifier(
         so it still runs and predicts the same everywhere. "bf16" autocasts to bfloat16 on
         CPU (where the CPU has AMX or avx512_bf16, else it falls back to fp32 with a
         warning) and on GPU, in inference and training. "auto" is fp32 but for inference on
-        a CPU with AMX, where it is bf16; it never picks int8 (that costs F1). On GPU, all
-        but "bf16" leave `mixed_precision` its fp16 autocast.
+        a CPU with bf16 instructions (AMX or avx512_bf16), where it is bf16; it never picks
+        int8 (that costs F1). On GPU, all but "bf16" leave `mixed_precision` its fp16
+        autocast.
         The onnxruntime backend runs fp32 or int8 (bf16 falls back to fp32, with a warning).
     head_lr_scale: learning-rate multiplier for the classification head. A new head starts
         from random weights while the encoder is already trained; a short fine-tuning budget

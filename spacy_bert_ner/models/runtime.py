@@ -13,9 +13,11 @@ import ctypes
 import functools
 import logging
 import os
+import platform
 import re
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import cast
 
 import torch
@@ -96,15 +98,45 @@ def cpu_bf16_kind() -> str | None:
     return None
 
 
+def cpu_name() -> str:
+    """The CPU's model name ("AMD EPYC"), from /proc/cpuinfo where there is one, for tables
+    that report speed: a figure means little without the CPU it was measured on."""
+    with contextlib.suppress(OSError):
+        name, _ = cpu_info(Path("/proc/cpuinfo").read_text())
+        if name:
+            return name
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_info(text: str) -> tuple[str, set[str]]:
+    """The model name and the feature flags in the text of /proc/cpuinfo (x86 or Arm). An x86
+    name gets its family and model numbers, which tell CPU generations apart where the name
+    does not (a cloud's "AMD EPYC" is Zen 3 at family 25 model 1, Zen 4 at model 17)."""
+    name, flags, numbers = "", set[str](), dict[str, str]()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("model name", "Model") and not name:
+            name = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = set(value.split())
+        elif key in ("cpu family", "model"):
+            numbers.setdefault(key, value.strip())
+    if name and len(numbers) == 2:
+        name += f" (family {numbers['cpu family']} model {numbers['model']})"
+    return name, flags
+
+
 def choose_precision(
     precision: Precision, *, backend: Backend, device_type: str, mixed_precision: bool
 ) -> str:
     """The arithmetic a loaded model runs in: "fp32", "bf16", "fp16" (GPU autocast) or "int8".
 
-    `auto` takes bf16 only on a CPU with AMX, where bf16 autocast ran MiniLM 2.55x faster than
-    fp32 at equal F1 (a 2-core Intel Xeon, measured outside this project's benchmark); with
-    avx512_bf16 alone it is unmeasured, and without either torch emulates bf16 (0.27x fp32
-    on an AVX2 AMD EPYC), so those stay fp32.
+    `auto` takes bf16 on every CPU with bf16 instructions, AMX or avx512_bf16 alone: bf16
+    autocast ran MiniLM 2.55x faster than fp32 at equal F1 on a 2-core Intel Xeon with AMX,
+    and 2.1-2.5x on AMD Zen 5 (avx512_bf16, no AMX) with the same test F1 (both measured
+    outside this project's machines; Zen 4 in docs/cpu-inference.md). Without either torch
+    emulates bf16 (0.27x fp32 on an AVX2 AMD EPYC), so there it stays fp32.
     int8 is never chosen for you: it costs F1. `fp32`, the default, is what the settings
     before this one gave: on GPU, fp16 autocast where `mixed_precision` asks for it, as
     under `auto`. A `bf16` that cannot run here says so once and runs fp32.
@@ -129,5 +161,5 @@ def choose_precision(
         )
         return "fp32"
     if precision == Precision.AUTO:
-        return "bf16" if kind == "amx" else "fp32"
+        return "fp32" if kind is None else "bf16"
     return str(precision)

@@ -16,6 +16,7 @@ from wasabi import msg
 
 from ..errors import BertNERError, parse_choice
 from ..extras import require
+from ..pipeline.inference_paths import path_in_use
 from ..pipeline.loading import load_pipeline
 from .settings import ServeEngine, ServiceSettings
 
@@ -74,7 +75,9 @@ def serve_pipeline(
         require("ray.serve", "serve --engine ray")
         from .ray_engine import serve_on_ray
 
-        load_pipeline(model)  # a model that cannot load fails here, not in a replica
+        nlp = load_pipeline(model)  # a model that cannot load fails here, not in a replica
+        msg.text(f"inference path: {path_in_use(nlp)}")
+        del nlp
         serve_on_ray(
             model,
             settings,

@@ -15,6 +15,7 @@ import torch
 import uvicorn
 from wasabi import msg
 
+from ..pipeline.inference_paths import path_in_use
 from .app import build_app
 from .service import EntityService
 from .settings import ServiceSettings
@@ -53,6 +54,7 @@ def serve_locally(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
     msg.good(f"serving {model} at http://{host}:{port}/ (API docs: /docs); Ctrl-C stops")
+    msg.text(f"inference path: {path_in_use(service.annotator.nlp)}")
     msg.text(f"Prometheus metrics: http://{host}:{port}/metrics")
     try:
         server.run()

@@ -24,5 +24,11 @@ def test_speed_runs_as_a_module_with_its_long_doc_children(tiny_bert: Path, conl
     assert not any("failed" in line for line in lines), done.stdout
     assert any(line.startswith("  int8 F1 loss vs fp32") for line in lines)
     assert any(line.startswith("  bf16 F1 loss vs fp32") for line in lines)
+    picks = [line for line in lines if line.startswith("optimize would pick (pipe ")]
+    assert [line.split(")")[0] for line in picks] == [
+        "optimize would pick (pipe 2",
+        "optimize would pick (pipe 4",
+    ]
+    assert all(": fp32 (torch fp32)" in line or ": bf16 (torch bf16)" in line for line in picks)
     long_docs = [r[0].strip() for r in rows if r[0].strip() in ("20", "40")]
     assert long_docs == ["20", "40"] and any(line.startswith("40 vs 20 words") for line in lines)

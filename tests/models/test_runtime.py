@@ -48,16 +48,37 @@ def test_cpu_bf16_kind_reads_torchs_checks(monkeypatch, amx, avx512_bf16, kind):
     assert runtime.cpu_bf16_kind() == kind
 
 
+#: torch's CPU checks per flag set: (AMX tiles, avx512_bf16).
+FLAG_SETS = {
+    "amx": (True, True),
+    "avx512_bf16 only": (False, True),
+    "avx2 only": (False, False),
+}
+
+
 @pytest.mark.parametrize(
-    ("kind", "auto", "bf16"),
-    [("amx", "bf16", "bf16"), ("avx512_bf16", "fp32", "bf16"), (None, "fp32", "fp32")],
+    ("flags", "auto", "bf16"),
+    [("amx", "bf16", "bf16"), ("avx512_bf16 only", "bf16", "bf16"), ("avx2 only", "fp32", "fp32")],
 )
-def test_auto_takes_bf16_only_with_amx(cpu_has, kind, auto, bf16):
-    cpu_has(kind)
+def test_auto_takes_bf16_on_every_cpu_with_bf16_instructions(monkeypatch, flags, auto, bf16):
+    """From torch's checks of the CPU to the path: the one rule, over each kind of CPU."""
+    amx, avx512_bf16 = FLAG_SETS[flags]
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     assert choose_precision("auto", **_on_cpu()) == auto
     assert choose_precision("bf16", **_on_cpu()) == bf16
     assert choose_precision("fp32", **_on_cpu()) == "fp32"
     assert choose_precision("int8", **_on_cpu()) == "int8"
+
+
+@pytest.mark.parametrize("flags", FLAG_SETS)
+def test_auto_on_cuda_ignores_the_cpu(monkeypatch, flags):
+    amx, avx512_bf16 = FLAG_SETS[flags]
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    cuda = {"backend": "torch", "device_type": "cuda"}
+    assert choose_precision("auto", **cuda, mixed_precision=True) == "fp16"
+    assert choose_precision("auto", **cuda, mixed_precision=False) == "fp32"
 
 
 def test_gpu_keeps_mixed_precision_but_under_bf16(cpu_has):
