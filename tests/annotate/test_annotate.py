@@ -286,6 +286,7 @@ def test_resume_refuses_an_output_it_did_not_write(tmp_path) -> None:
         read_done(tmp_path / "out.jsonl", tmp_path / "out.errors.jsonl")
 
 
+@pytest.mark.slow
 def test_the_core_never_imports_ray() -> None:
     code = (
         "import sys, spacy_bert_ner.annotate.command, spacy_bert_ner.cli; "
@@ -368,6 +369,7 @@ def annotate_on_ray(pipeline: Path, input_path: Path, output: Path) -> Tally:
     )
 
 
+@pytest.mark.slow
 def test_ray_writes_exactly_what_local_writes(ray_session, pipeline, mixed_input, tmp_path) -> None:
     """One doc per batch in both engines, so every score comes from the same computation."""
     local, distributed = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
@@ -381,6 +383,7 @@ def test_ray_writes_exactly_what_local_writes(ray_session, pipeline, mixed_input
     assert (tally.annotated, tally.errors) == (len(MIXED_IDS) + 1, 7)
 
 
+@pytest.mark.slow
 def test_ray_resumes_from_parquet_without_duplicates(ray_session, pipeline, tmp_path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.inputs import REPO
 
 
+@pytest.mark.slow
 def test_speed_runs_as_a_module_with_its_long_doc_children(tiny_bert: Path, conll_path: Path):
     command = [sys.executable, "-m", "benchmarks.speed", "--model", str(tiny_bert)]
     command += ["--conll", str(conll_path), "--systems", "raw,rawseq,fp32,bf16,int8", "-n", "6"]

@@ -137,6 +137,7 @@ def pos_corpus(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_spacy_train_adds_bert_ner_to_a_trained_pipeline_leaving_its_transformer_bit_for_bit(
     trained_multitask, pos_corpus, tmp_path
 ):

@@ -174,6 +174,7 @@ def test_onnxruntime_refuses_training_and_unknown_backends(tiny_bert: Path) -> N
         _nlp(tiny_bert, backend="tensorrt")
 
 
+@pytest.mark.slow
 def test_export_onnx_command_writes_a_pipeline_that_loads_offline(
     trained_tiny: Path, tmp_path: Path
 ) -> None:

@@ -321,6 +321,7 @@ def test_a_listener_pipeline_answers_metadata(service, trained_multitask, tmp_pa
     assert component["model"] == {"architecture": "listener_token_classifier"}
 
 
+@pytest.mark.slow
 @LOCAL_ONLY
 def test_sigterm_finishes_the_requests_in_flight_and_exits_0(service, tmp_path: Path):
     """SIGTERM while an NDJSON request is half answered: it is answered to its last line,
