@@ -32,7 +32,8 @@ def comma_list(text: str) -> list[str]:
     return [s.strip() for s in str(text).split(",") if s.strip()]
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The inputs, batches and systems timed; then `add_extra_tables`' options."""
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.speed",
         description=__doc__,
@@ -69,6 +70,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (%(default)s)")
     p.add_argument("--systems", default=",".join(ALL_SYSTEMS), help="comma list of %(default)s")
+    add_extra_tables(p)
+    return p
+
+
+def add_extra_tables(p: argparse.ArgumentParser) -> None:
+    """The options of the tables beside the speed table: long docs, profile, accuracy."""
     p.add_argument(
         "--memory-systems",
         default="fp32,ort",
@@ -96,6 +103,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--accuracy", action="store_true", help="entity F1 of the bert_ner systems and hfpipe"
     )
     p.add_argument("--verbose", action="store_true", help="tracebacks for failing systems")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.profile and importlib.util.find_spec("pyinstrument") is None:
         # Said before any system runs, not after minutes of timing rounds.
