@@ -123,9 +123,10 @@ def optimize_pipeline(
 def print_report(optimized: Optimized) -> None:
     """The table: each path's words/s, its speed-up over torch fp32 and its agreement."""
     reference = next(m for m in optimized.measured if m.path == TORCH_FP32).words_per_s
-    msg.text(
-        f"{optimized.cpu}; torch threads {torch.get_num_threads()}; {optimized.n_texts} texts, "
-        f"{optimized.n_words} words; median of {optimized.rounds} rounds"
+    # Not wrapped as wasabi's text is: the CPU's name, then what was timed, on one line each.
+    print(f"{optimized.cpu}; torch threads {torch.get_num_threads()}")
+    print(
+        f"{optimized.n_texts} texts, {optimized.n_words} words; median of {optimized.rounds} rounds"
     )
     rows = [
         (
