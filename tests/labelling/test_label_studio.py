@@ -9,6 +9,7 @@ PATH, and runs the SDK with that venv's Python. Without it the test is skipped, 
 CI, where it fails.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -87,13 +88,19 @@ def label_studio(tmp_path):
             time.sleep(1)
         yield url, script.parent / "python"
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        _stop(server)
         log.close()
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """Stop the server's process group; a server that already died (it failed to start) has none."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
 
 
 def _healthy(url: str) -> bool:
