@@ -6,10 +6,8 @@ AVX512-BF16 or AMX, and two cores shared with a load generator are not sixteen i
 
 import os
 import platform
-from contextlib import suppress
-from pathlib import Path
 
-from spacy_bert_ner.models.runtime import cpu_info
+from spacy_bert_ner.models.runtime import this_cpu
 
 #: Instruction sets that change which torch/onnxruntime kernels run (fp32, int8, bf16).
 X86_FLAGS = (
@@ -35,11 +33,7 @@ def describe(threads: str | None = None) -> str:
     """
     import torch
 
-    text = ""
-    with suppress(OSError):
-        text = Path("/proc/cpuinfo").read_text()
-    name, flags = cpu_info(text)
-    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    name, flags = this_cpu()
     if not flags:
         isa = "instruction sets unknown"
     else:

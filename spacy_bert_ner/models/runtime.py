@@ -99,13 +99,18 @@ def cpu_bf16_kind() -> str | None:
 
 
 def cpu_name() -> str:
-    """The CPU's model name ("AMD EPYC"), from /proc/cpuinfo where there is one, for tables
-    that report speed: a figure means little without the CPU it was measured on."""
+    """The CPU's model name ("AMD EPYC"), for tables that report speed: a figure means little
+    without the CPU it was measured on."""
+    return this_cpu()[0]
+
+
+def this_cpu() -> tuple[str, set[str]]:
+    """This machine's CPU name and feature flags, from /proc/cpuinfo where there is one; the
+    name falls back to what `platform` knows, the flags to none."""
+    name, flags = "", set[str]()
     with contextlib.suppress(OSError):
-        name, _ = cpu_info(Path("/proc/cpuinfo").read_text())
-        if name:
-            return name
-    return platform.processor() or platform.machine() or "unknown CPU"
+        name, flags = cpu_info(Path("/proc/cpuinfo").read_text())
+    return name or platform.processor() or platform.machine() or "unknown CPU", flags
 
 
 def cpu_info(text: str) -> tuple[str, set[str]]:

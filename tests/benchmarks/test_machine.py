@@ -1,4 +1,5 @@
-from benchmarks.machine import X86_FLAGS, cpu_info, describe
+from benchmarks.machine import X86_FLAGS, describe
+from spacy_bert_ner.models.runtime import cpu_info
 
 X86 = """processor\t: 0
 model name\t: Intel(R) Xeon(R) Platinum 8480+
