@@ -146,14 +146,19 @@ class Annotator:
     def docs(self, texts: Sequence[str], batch_words: int) -> list[Doc | Exception]:
         """The doc of each text, or the exception it raised, in order: one `nlp.pipe` call per
         group of at most `batch_words` words (see `word_budget_groups`), the texts of a failed
-        group retried one by one. What the service's batcher runs on its worker thread."""
+        group retried one by one. What the service's batcher runs on its worker thread.
+
+        A group of one text (a lone client's request) skips `nlp.pipe` for the path its retry
+        takes anyway, one call of each component: the same doc without `nlp.pipe`'s generators
+        and error handler around it."""
         results: list[Doc | Exception] = []
         for group in word_budget_groups(texts, batch_words):
             done: dict[int, Doc] = {}
             pairs = ((texts[index], index) for index in group)
             try:
-                for doc, index in self.nlp.pipe(pairs, as_tuples=True, batch_size=len(group)):
-                    done[index] = doc
+                if len(group) > 1:
+                    for doc, index in self.nlp.pipe(pairs, as_tuples=True, batch_size=len(group)):
+                        done[index] = doc
             except Exception:  # a text the tokenizer refuses: the rest goes one by one
                 pass
             for index in group:
