@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+
 def candidates(target_precision: float) -> list[float]:
     """The thresholds fixed-sequence testing walks, from the highest down: fixed in advance
     (they depend on the target alone), as the test needs. The walk starts halfway between the
@@ -33,7 +34,6 @@ def candidates(target_precision: float) -> list[float]:
     reject, and fixed-sequence testing stops at its first non-rejection."""
     start = 1.0 - (1.0 - target_precision) / 2
     return [start, *(t for t in (round(1.0 - k / 100, 2) for k in range(1, 100)) if t < start)]
-
 
 
 def binomial_cdf(k: int, n: int, p: float) -> float:

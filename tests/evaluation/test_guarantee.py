@@ -61,7 +61,9 @@ def test_half_splits_keep_the_target_precision(seed):
         naive = scores[~half] >= naive_threshold(scores[half], correct[half], target)
         naive_misses += correct[~half][naive].mean() < target
     assert misses <= 10, misses
-    assert naive_misses > 20, naive_misses  # the check can fail: a threshold fitted without the test does
+    assert naive_misses > 20, (
+        naive_misses
+    )  # the check can fail: a threshold fitted without the test does
 
 
 def test_per_label_thresholds_and_a_label_that_cannot_meet_the_target():
