@@ -1,6 +1,6 @@
 """Commands that score a trained pipeline: seqeval scores, the threshold curve, reliability
-(calibration), the estimate without labels, and the package metadata that carries the
-scores."""
+(calibration), the estimate without labels, drift monitoring, and the package metadata that
+carries the scores."""
 
 from pathlib import Path
 
@@ -73,6 +73,22 @@ def estimate(
     from ..evaluation.estimate import write_estimate
 
     write_estimate(model, data_path, output=output, text_field=text_field, gpu_id=gpu_id)
+
+
+@app.command()
+def monitor(
+    model: str = typer.Argument(..., help="The calibrated pipeline that wrote the output"),
+    annotations: Path = typer.Argument(..., help="JSONL output of `annotate`"),
+    output: Path = typer.Option(None, "--output", "-o", help="JSON of the figures"),
+    plot: Path = typer.Option(None, "--plot", help="PNG of the drift score by document"),
+    window: int = typer.Option(500, "--window", help="Entities in the running window"),
+) -> None:
+    """Per label the estimated precision, the share of entities unseen in training and the
+    drift of the scores from dev (PSI; alarm over 0.25), over `annotate`'s output: what
+    `serve` exports as metrics."""
+    from ..evaluation.monitor import write_monitor_report
+
+    write_monitor_report(model, annotations, output=output, plot=plot, window=window)
 
 
 @app.command("package-meta")

@@ -22,6 +22,7 @@ from ..pipeline.losses import log_softmax
 from ..pipeline.mentions import TrainingMentions
 from ..pipeline.spans import DecodedDoc
 from ..posteriors import posteriors
+from .drift import reference_of
 from .estimate import missed_starts
 from .guarantee import guaranteed_thresholds
 
@@ -125,6 +126,7 @@ def fit_on_dev(
     a `target_precision`) on the entities decoded on dev, set them in its cfg, and return
     what was fitted."""
     fitted: dict[str, Any] = {}
+    labels = [label for doc in decoded.spans for *_, label in doc]
     if features:
         if not pipe.mentions:
             msg.warn(f"{pipe.name}: no training mentions (pass --train CORPUS); the calibrator "
@@ -133,11 +135,12 @@ def fit_on_dev(
         pipe.cfg["calibrator"] = calibrator.to_cfg()
         scores = span_scores(pipe, decoded)
         pipe.cfg["calibrator"]["missed_per_wrong"] = missed_per_wrong(pipe, decoded, scores)
+        reference = reference_of(scores, pipe.labels, np.asarray(labels))
+        pipe.cfg["calibrator"]["reference"] = reference
         fitted["calibrator"] = pipe.cfg["calibrator"]
         loss = entity_log_loss(scores, decoded.correct)
         msg.good(f"{pipe.name}: feature calibrator fitted, dev entity log loss {loss:.4f}")
     if target_precision is not None:
-        labels = [label for doc in decoded.spans for *_, label in doc]
         chosen = guaranteed_thresholds(
             span_scores(pipe, decoded), decoded.correct, pipe.labels, labels,
             target_precision, risk,
