@@ -88,14 +88,17 @@ def entity_features(
     for span, _ in entities:
         labels_of.setdefault(span.text, set()).add(span.label_)
     label_index = {label: i for i, label in enumerate(labels)}
-    lower_words = {token.text for token in doc if token.text.islower()}
-    lower_text = f" {' '.join(token.text for token in doc)} "
+    tokens = [token.text for token in doc]
+    at: dict[str, list[int]] = {}  # where each lower-case word occurs
+    for i, text in enumerate(tokens):
+        if text.islower():
+            at.setdefault(text, []).append(i)
     unseen_all = np.array([0.0 if mentions.seen(span) else 1.0 for span, _ in entities])
     logits = _logit(np.array([prob for _, prob in entities], dtype=np.float64))
     for row, (span, _), unseen, logit in zip(rows, entities, unseen_all, logits, strict=True):
         text = span.text
         words = [t.text for t in span]
-        lowered = [w.lower() in lower_words for w in words if w.lower() != w]
+        lowered = [w.lower() in at for w in words if w.lower() != w]
         around = outside_probs[max(span.start - 1, 0) : span.start].tolist()
         around += outside_probs[span.end : span.end + 1].tolist()
         row[: len(BASE_FEATURES)] = (
@@ -110,7 +113,7 @@ def entity_features(
             float(any(c.isdigit() for c in text)),
             1.0 - min(around, default=1.0),
             float(len(labels_of[text]) > 1),
-            float(bool(lowered) and f" {' '.join(words).lower()} " in lower_text),
+            float(bool(lowered) and _occurs([w.lower() for w in words], tokens, at)),
             float(np.mean(lowered)) if lowered else 0.0,
             float(unseen_all.mean()),
             float(logits.mean()),
@@ -118,6 +121,13 @@ def entity_features(
         if span.label_ in label_index:
             row[len(BASE_FEATURES) + label_index[span.label_]] = 1.0
     return rows
+
+
+def _occurs(words: list[str], tokens: list[str], at: dict[str, list[int]]) -> bool:
+    """Whether `words` occur as a run of `tokens`, found from where the first occurs (`at`):
+    linear in its occurrences, so a long document costs no scan per entity."""
+    n = len(words)
+    return any(tokens[i : i + n] == words for i in at.get(words[0], ()))
 
 
 @dataclass(frozen=True)
