@@ -65,7 +65,13 @@ def run_splits(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         calibrator = fit_calibrator(rows[half], correct[half], pipe.labels, bool(mentions))
         scores = calibrator.scores(rows)
         chosen = guaranteed_thresholds(
-            scores[half], correct[half], pipe.labels, labels[half], args.target, args.risk
+            scores[half],
+            correct[half],
+            pipe.labels,
+            labels[half],
+            args.target,
+            args.risk,
+            doc_of[half],
         )
         for label, threshold in chosen.items():
             if threshold is None:

@@ -141,9 +141,10 @@ def fit_on_dev(
         loss = entity_log_loss(scores, decoded.correct)
         msg.good(f"{pipe.name}: feature calibrator fitted, dev entity log loss {loss:.4f}")
     if target_precision is not None:
+        documents = np.array([i for i, doc in enumerate(decoded.spans) for _ in doc])
         chosen = guaranteed_thresholds(
             span_scores(pipe, decoded), decoded.correct, pipe.labels, labels,
-            target_precision, risk,
+            target_precision, risk, documents,
         )  # fmt: skip
         pipe.cfg["guaranteed_thresholds"] = fitted["guaranteed_thresholds"] = chosen
         shown = ", ".join(f"{k} {'none' if t is None else t}" for k, t in chosen.items())

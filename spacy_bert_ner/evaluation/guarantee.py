@@ -11,12 +11,18 @@ the lowest rejected threshold (the most recall) is chosen. Fixed-sequence testin
 family-wise error at delta, so the chosen threshold's precision is below the target with
 probability at most delta, over the draw of dev.
 
+Entities of one document are not independent draws: a document the model misreads (a table
+of sports results, a list of names) holds many of its errors. With the documents given, the
+test counts `n / deff` entities and `errors / deff` errors, where the design effect `deff`
+(Kish) is the variance of the error count summed over documents (cluster-robust) over its
+binomial variance, at least 1. Without it, half-splits of CoNLL-2003 dev by document fell
+below the target in 10-18% of splits per label at a risk of 0.1.
+
 What this does not cover: the guarantee is for data exchangeable with dev (drawn the same way,
 as a random half of it is). On shifted text (another domain, another time, another annotation
-convention) it says nothing; `estimate` and the drift score are how to notice that. It also
-treats dev's entities as independent draws, whereas entities of one document are related, and
-the precision it bounds is the expected share right among the entities kept, not the share in
-any one small batch.
+convention) it says nothing; `estimate` and the drift score are how to notice that. The
+design effect is itself estimated from dev, and the precision it bounds is the expected share
+right among the entities kept, not the share in any one small batch.
 """
 
 from __future__ import annotations
@@ -64,17 +70,33 @@ def hoeffding_bentkus_pvalue(errors: int, n: int, alpha: float) -> float:
     return min(1.0, math.exp(-n * h), math.e * binomial_cdf(errors, n, alpha))
 
 
+def design_effect(wrong: np.ndarray, documents: np.ndarray) -> float:
+    """The cluster-robust variance of the number of errors, summed by document, over its
+    binomial variance (the error rate floored at 1e-3 so no error is still one draw): how
+    many times fewer independent draws the entities are worth. At least 1."""
+    n = len(wrong)
+    if not n:
+        return 1.0
+    rate = float(wrong.mean())
+    _, which = np.unique(documents, return_inverse=True)
+    residuals = np.bincount(which, weights=wrong - rate)
+    binomial = n * max(rate, 1e-3) * (1.0 - max(rate, 1e-3))
+    return max(1.0, float((residuals**2).sum()) / binomial)
+
+
 def ltt_threshold(
     scores: np.ndarray,
     correct: np.ndarray,
     target_precision: float,
     risk: float,
     thresholds: Sequence[float] | None = None,
+    documents: np.ndarray | None = None,
 ) -> float | None:
     """The lowest candidate threshold that fixed-sequence testing certifies: the precision
     of entities scored at or above it is >= `target_precision` except with probability
     `risk`. None when even the highest candidate cannot be certified. `thresholds` defaults
-    to `candidates(target_precision)`."""
+    to `candidates(target_precision)`; `documents` (each entity's document) makes the test
+    count the entities by their design effect."""
     scores, correct = np.asarray(scores, dtype=np.float64), np.asarray(correct, dtype=bool)
     chosen = None
     walk = candidates(target_precision) if thresholds is None else thresholds
@@ -82,6 +104,9 @@ def ltt_threshold(
         kept = scores >= threshold
         n = int(kept.sum())
         errors = n - int(correct[kept].sum())
+        if documents is not None and n:
+            deff = design_effect(~correct[kept], documents[kept])
+            n, errors = max(int(n / deff), 1), int(round(errors / deff))
         if hoeffding_bentkus_pvalue(errors, n, 1.0 - target_precision) > risk:
             break
         chosen = threshold
@@ -95,13 +120,19 @@ def guaranteed_thresholds(
     entity_labels: Sequence[str],
     target_precision: float,
     risk: float,
+    documents: np.ndarray | None = None,
 ) -> dict[str, float | None]:
-    """`ltt_threshold` for each label, from the entities of that label (`entity_labels`).
-    Each label's test is run at `risk`: the guarantee holds for each label on its own."""
+    """`ltt_threshold` for each label, from the entities of that label (`entity_labels`; of
+    `documents`, when given). Each label's test is run at `risk`: the guarantee holds for each
+    label on its own."""
     of_label = np.asarray(entity_labels)
     return {
         label: ltt_threshold(
-            scores[of_label == label], correct[of_label == label], target_precision, risk
-        )
+            scores[of_label == label],
+            correct[of_label == label],
+            target_precision,
+            risk,
+            documents=None if documents is None else documents[of_label == label],
+        )  # fmt: skip
         for label in labels
     }

@@ -9,6 +9,7 @@ import pytest
 
 from spacy_bert_ner.evaluation.guarantee import (
     binomial_cdf,
+    design_effect,
     guaranteed_thresholds,
     hoeffding_bentkus_pvalue,
     ltt_threshold,
@@ -73,3 +74,21 @@ def test_per_label_thresholds_and_a_label_that_cannot_meet_the_target():
     chosen = guaranteed_thresholds(scores, correct, ["LOC", "PER", "ORG"], labels, 0.95, 0.1)
     assert chosen["LOC"] is None and chosen["ORG"] is None
     assert chosen["PER"] == ltt_threshold(scores[:1990], correct[:1990], 0.95, 0.1)
+
+
+def test_errors_clustered_in_documents_count_as_fewer_draws():
+    """Errors that come whole documents at a time carry less evidence than as many spread
+    out: the design effect is large, and the threshold chosen is no lower."""
+    rng = np.random.default_rng(0)
+    scores, correct = draw(rng, 6000)
+    spread = np.arange(6000) % 300  # 300 documents of 20 entities
+    assert design_effect(~correct, spread) == pytest.approx(1.0, abs=0.2)
+    clustered = correct.copy()
+    bad_docs = rng.choice(300, 9, replace=False)
+    clustered[np.isin(spread, bad_docs)] = False  # 9 documents read wholly wrong: 3%
+    clustered[~np.isin(spread, bad_docs)] = True
+    assert design_effect(~clustered, spread) > 10
+    plain = ltt_threshold(scores, clustered, 0.95, 0.1)
+    by_document = ltt_threshold(scores, clustered, 0.95, 0.1, documents=spread)
+    assert by_document is None or (plain is not None and by_document >= plain)
+    assert by_document != plain
