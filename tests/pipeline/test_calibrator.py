@@ -12,6 +12,7 @@ from spacy_bert_ner.pipeline.calibrator import (
     FeatureCalibrator,
     entity_features,
     fit_calibrator,
+    check_threshold,
     threshold_filter,
 )
 from spacy_bert_ner.pipeline.mentions import TrainingMentions
@@ -110,3 +111,11 @@ def test_threshold_filters(vocab):
     assert not keep(per, 1.0) and not keep(org, 1.0)  # no threshold met the target: none kept
     with pytest.raises(BertNERError, match="^ner: threshold = 'guaranteed' needs"):
         threshold_filter({"threshold": "guaranteed", "guaranteed_thresholds": None}, "ner")
+
+
+def test_a_threshold_is_a_score_or_guaranteed():
+    assert check_threshold(0.5) == 0.5 and check_threshold("guaranteed") == "guaranteed"
+    with pytest.raises(BertNERError, match="threshold: 'best' is neither a number nor"):
+        check_threshold("best")
+    with pytest.raises(BertNERError, match="threshold must lie between 0 and 1"):
+        check_threshold(1.5)
