@@ -81,7 +81,7 @@ def monitor(
     annotations: Path = typer.Argument(..., help="JSONL output of `annotate`"),
     output: Path = typer.Option(None, "--output", "-o", help="JSON of the figures"),
     plot: Path = typer.Option(None, "--plot", help="PNG of the drift score by document"),
-    window: int = typer.Option(500, "--window", help="Entities in the running window"),
+    window: int = typer.Option(1000, "--window", help="Entities in the running window"),
 ) -> None:
     """Per label the estimated precision, the share of entities unseen in training and the
     drift of the scores from dev (PSI; alarm over 0.25), over `annotate`'s output: what

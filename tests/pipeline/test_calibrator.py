@@ -10,9 +10,9 @@ from spacy_bert_ner.errors import BertNERError, ModelLoadError
 from spacy_bert_ner.pipeline.calibrator import (
     BASE_FEATURES,
     FeatureCalibrator,
+    check_threshold,
     entity_features,
     fit_calibrator,
-    check_threshold,
     threshold_filter,
 )
 from spacy_bert_ner.pipeline.mentions import TrainingMentions
