@@ -16,7 +16,7 @@ of sports results, a list of names) holds many of its errors. With the documents
 test counts `n / deff` entities and `errors / deff` errors, where the design effect `deff`
 (Kish) is the variance of the error count summed over documents (cluster-robust) over its
 binomial variance, at least 1. Without it, half-splits of CoNLL-2003 dev by document fell
-below the target in 10-18% of splits per label at a risk of 0.1.
+below the target in 9.5-17.5% of splits per label at a risk of 0.1.
 
 What this does not cover: the guarantee is for data exchangeable with dev (drawn the same way,
 as a random half of it is). On shifted text (another domain, another time, another annotation
