@@ -9,7 +9,9 @@ label is a sum over all sequences that read that way. Forward-backward computes 
 forward scores reach the token before the span, a walk through the transitions that continue
 an entity covers the span, and the backward scores leave it through any transition that does
 not continue it (`TagScheme.entity_steps`). The same pass gives, per token, the probability
-that it lies outside every entity, which is what `labelling.select` counts as missed mass.
+that it lies outside every entity, which is what `labelling.select` counts as missed mass,
+and, on request, per token and label the probability that an entity of that label begins
+there (`estimate` counts the expected entities left unpredicted from them).
 
 Everything is in log space (a max-shifted matrix product per step, since the transitions are
 allowed-or-not), vectorised over the segments (sentences) of a batch of docs; segments are
@@ -33,10 +35,12 @@ _GROUP_CELLS = 1 << 17
 
 @dataclass(frozen=True)
 class DocPosteriors:
-    """One doc's figures: per requested span its probability, per token P(outside)."""
+    """One doc's figures: per requested span its probability, per token P(outside), and
+    (when asked for) per token and label P(an entity of that label begins here)."""
 
     span_probs: np.ndarray
     outside_probs: np.ndarray
+    start_probs: np.ndarray | None = None
 
 
 def posteriors(
@@ -44,13 +48,16 @@ def posteriors(
     log_probs: Sequence[np.ndarray],
     spans: Sequence[Sequence[tuple[int, int, str]]],
     segment_starts: Sequence[np.ndarray | None] | None = None,
+    *,
+    with_starts: bool = False,
 ) -> list[DocPosteriors]:
     """Posterior probability of each ``(start, end_exclusive, label)`` span of each doc, and
     of each token being outside any entity, under `scheme`'s lattice.
 
     ``log_probs[i]`` is doc i's ``(n, T)`` matrix of tag log-probabilities; spans must lie
     inside one segment of `segment_starts` (as decoded entities do), else their probability
-    is 0.
+    is 0. `with_starts` adds each token's ``(n, labels)`` probabilities of beginning an
+    entity of each of `scheme.labels`.
     """
     starts = segment_starts or [None] * len(log_probs)
     segments = [
@@ -61,6 +68,7 @@ def posteriors(
     ]
     span_probs = [np.zeros(len(doc_spans)) for doc_spans in spans]
     outside = [np.zeros(len(scores)) for scores in log_probs]
+    begins = [np.zeros((len(scores), len(scheme.labels))) for scores in log_probs]
     groups = _groups_by_length(segments)
     group_of = {g: (k, row) for k, group in enumerate(groups) for row, g in enumerate(group)}
     by_group: list[list[tuple[int, int, int, int, int, int]]] = [[] for _ in groups]
@@ -78,6 +86,11 @@ def posteriors(
         for row, g in enumerate(group):
             doc, a, b = segments[g]
             outside[doc][a:b] = np.minimum(out[row, : b - a], 1.0)
+        if with_starts:
+            begun = lattice.begin_marginals(emissions, alpha, beta, log_z, len(scheme.labels))
+            for row, g in enumerate(group):
+                doc, a, b = segments[g]
+                begins[doc][a:b] = begun[row, : b - a]
         if not located:
             continue
         rows, docs, index, start, end, label = np.array(located, dtype=np.int64).T
@@ -86,7 +99,10 @@ def posteriors(
             probs = np.clip(np.exp(mass - log_z[rows]), 0.0, 1.0)
         for d, i, p in zip(docs.tolist(), index.tolist(), probs.tolist(), strict=True):
             span_probs[d][i] = p
-    return [DocPosteriors(p, o) for p, o in zip(span_probs, outside, strict=True)]
+    return [
+        DocPosteriors(p, o, s if with_starts else None)
+        for p, o, s in zip(span_probs, outside, begins, strict=True)
+    ]
 
 
 class _Lattice:
@@ -122,6 +138,29 @@ class _Lattice:
             beta[:, t] = np.where((lengths - 1 == t)[:, None], self.log_end, back)
         last = alpha[np.arange(n_rows), lengths - 1] + self.log_end
         return alpha, beta, _logsumexp(last)
+
+    def begin_marginals(
+        self,
+        emissions: np.ndarray,
+        alpha: np.ndarray,
+        beta: np.ndarray,
+        log_z: np.ndarray,
+        n_labels: int,
+    ) -> np.ndarray:
+        """``(rows, width, n_labels)``: the probability that an entity of each label begins at
+        each position (padding positions hold garbage the caller leaves out)."""
+        n_rows, width, n_tags = emissions.shape
+        entered = np.empty_like(emissions)
+        entered[:, 0] = self.log_start_entity
+        if width > 1:
+            flat = alpha[:, :-1].reshape(-1, n_tags)
+            entered[:, 1:] = _step(flat, self.begin).reshape(n_rows, width - 1, n_tags)
+        with np.errstate(under="ignore"):
+            tags = np.exp(np.minimum(entered + emissions + beta - log_z[:, None, None], 0.0))
+        out = np.zeros((n_rows, width, n_labels))
+        for label in range(n_labels):
+            out[..., label] = tags[..., self.tag_types == label].sum(axis=-1)
+        return np.minimum(out, 1.0)
 
     def span_log_mass(
         self,

@@ -45,11 +45,16 @@ def test_posteriors_match_enumeration(name, starts):
     cuts = None if starts is None else np.array(starts)
     expected, expected_outside = brute_force(scheme, log_probs, cuts)
     spans = all_spans(scheme, n)
-    (result,) = posteriors(scheme, [log_probs], [spans], [cuts])
+    (result,) = posteriors(scheme, [log_probs], [spans], [cuts], with_starts=True)
     got = dict(zip(spans, result.span_probs.tolist(), strict=True))
     for span in spans:
         assert got[span] == pytest.approx(expected.get(span, 0.0), abs=1e-9), span
     assert result.outside_probs == pytest.approx(expected_outside, abs=1e-9)
+    # An entity of a label begins at a token with the summed probability of its spans there.
+    begins = np.zeros((n, len(scheme.labels)))
+    for (start, _, label), prob in expected.items():
+        begins[start, scheme.labels.index(label)] += prob
+    assert result.start_probs == pytest.approx(begins, abs=1e-9)
 
 
 def test_a_batch_gives_each_doc_its_own_figures():

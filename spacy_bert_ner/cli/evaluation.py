@@ -1,5 +1,6 @@
 """Commands that score a trained pipeline: seqeval scores, the threshold curve, reliability
-(calibration), and the package metadata that carries the scores."""
+(calibration), the estimate without labels, drift monitoring, and the package metadata that
+carries the scores."""
 
 from pathlib import Path
 
@@ -56,6 +57,38 @@ def reliability(
     from ..evaluation.reliability import write_reliability_report
 
     write_reliability_report(model, data_path, output=output, plot=plot, gpu_id=gpu_id)
+
+
+@app.command()
+def estimate(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    data_path: Path = typer.Argument(..., help="JSONL (or Parquet) texts, or .spacy docs"),
+    output: Path = typer.Option(None, "--output", "-o", help="JSON of the figures"),
+    text_field: str = typer.Option("text", "--text-field", help="JSONL field with the text"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    """Expected precision, recall and F1 per label on unlabelled texts, with intervals, from
+    the calibrated scores and the entities the model expects to have missed (a .spacy
+    file's gold entities are not read)."""
+    from ..evaluation.estimate import write_estimate
+
+    write_estimate(model, data_path, output=output, text_field=text_field, gpu_id=gpu_id)
+
+
+@app.command()
+def monitor(
+    model: str = typer.Argument(..., help="The calibrated pipeline that wrote the output"),
+    annotations: Path = typer.Argument(..., help="JSONL output of `annotate`"),
+    output: Path = typer.Option(None, "--output", "-o", help="JSON of the figures"),
+    plot: Path = typer.Option(None, "--plot", help="PNG of the drift score by document"),
+    window: int = typer.Option(1000, "--window", help="Entities in the running window"),
+) -> None:
+    """Per label the estimated precision, the share of entities unseen in training and the
+    drift of the scores from dev (PSI; alarm over 0.25), over `annotate`'s output: what
+    `serve` exports as metrics."""
+    from ..evaluation.monitor import write_monitor_report
+
+    write_monitor_report(model, annotations, output=output, plot=plot, window=window)
 
 
 @app.command("package-meta")

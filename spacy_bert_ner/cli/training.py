@@ -1,5 +1,6 @@
 """Commands that fit weights: `train` (one process, or data-parallel on Ray Train), `tune`,
-`continual`, `active-learning`, `calibrate` (one temperature per bert_ner), and
+`continual`, `active-learning`, `calibrate` (a temperature, a feature calibrator and
+guaranteed thresholds per bert_ner), and
 `teacher-distributions` (what a distilled student learns from)."""
 
 from pathlib import Path
@@ -178,16 +179,39 @@ def calibrate(
         "--objective",
         help="entities: log loss of the decoded entities being right; tags: NLL of gold tags",
     ),
+    method: str = typer.Option(
+        "features",
+        "--method",
+        help="temperature: one number; features: the temperature, then a calibrator that "
+        "also reads training mentions, shape, label and context",
+    ),
+    train: Path = typer.Option(
+        None, "--train", help="Training corpus whose entities the pipeline keeps as seen"
+    ),
+    target_precision: float = typer.Option(
+        None, "--target-precision", help="Choose per-label thresholds for this precision"
+    ),
+    risk: float = typer.Option(
+        0.1, "--risk", help="Chance the chosen thresholds miss the target precision"
+    ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
 ) -> None:
-    """Fit each bert_ner's temperature on dev data and write a copy of the pipeline with it:
-    the same entities, with scores that are probabilities."""
-    from ..errors import BertNERError
-    from ..evaluation.calibration import Objective, calibrate_pipeline
+    """Fit each bert_ner's temperature (and feature calibrator) on dev data and write a copy
+    of the pipeline with it: the same entities, with scores that are probabilities. With
+    --target-precision, also per-label thresholds that `threshold = "guaranteed"` applies."""
+    from ..errors import BertNERError, parse_choice
+    from ..evaluation.calibration import Method, Objective, calibrate_pipeline
 
     if objective not in Objective.__members__:
         raise BertNERError(f"--objective: {objective!r} is not one of {', '.join(Objective)}")
-    calibrate_pipeline(model, dev_path, output, gpu_id, Objective(objective))
+    for option, value in (("--target-precision", target_precision), ("--risk", risk)):
+        if value is not None and not 0.0 < value < 1.0:
+            raise BertNERError(f"{option}: {value} is not between 0 and 1")
+    calibrate_pipeline(
+        model, dev_path, output, gpu_id, Objective(objective),
+        method=parse_choice(Method, method, "--method"), train_path=train,
+        target_precision=target_precision, risk=risk,
+    )  # fmt: skip
 
 
 @app.command("teacher-distributions")

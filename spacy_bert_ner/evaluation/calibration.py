@@ -38,13 +38,23 @@ from ..errors import BertNERError
 from ..pipeline.bert_ner import BertNER
 from ..pipeline.loading import bert_ner_pipes, load_pipeline
 from ..pipeline.losses import log_softmax
+from ..pipeline.mentions import TrainingMentions
 from ..pipeline.predict import scored_batches
 from ..posteriors import posteriors
 from ..tags import NO_TARGET
+from .feature_fit import entity_log_loss, fit_on_dev
 
 #: Search range of the temperature: far beyond any fitted value (usually 1-3).
 _LOG_T_RANGE = (math.log(0.05), math.log(20.0))
 _SEARCH_STEPS = 60
+
+
+class Method(StrEnum):
+    """What `calibrate` fits: the temperature alone, or the feature calibrator on top of it
+    (`pipeline.calibrator`; the default: it stays honest on text unlike dev)."""
+
+    temperature = "temperature"
+    features = "features"
 
 
 class Objective(StrEnum):
@@ -96,6 +106,7 @@ class DecodedOnGold:
     """A component's decoded entities on gold docs, whose scores can be computed at any
     temperature: what the entity objective and `reliability` score."""
 
+    docs: list[Doc]  # copies of the gold docs as the component saw them
     logits: list[np.ndarray]
     starts: list[np.ndarray | None]  # per doc, sentence starts (the lattice's segments)
     spans: list[list[tuple[int, int, str]]]  # per doc, (start, end, label) decoded
@@ -131,13 +142,7 @@ def decode_on_gold(
     correct = np.array([(i, *span) in gold for i, doc_spans in enumerate(spans)
                         for span in doc_spans], dtype=bool)  # fmt: skip
     means = [m for doc_found in found for *_, m in doc_found]
-    return DecodedOnGold(logits, starts, spans, means, correct, len(gold))
-
-
-def entity_log_loss(probs: np.ndarray, correct: np.ndarray) -> float:
-    """Mean log loss of span probabilities `probs` against whether each entity is right."""
-    probs = np.clip(probs, 1e-12, 1.0 - 1e-12)
-    return float(-np.where(correct, np.log(probs), np.log1p(-probs)).mean())
+    return DecodedOnGold(docs, logits, starts, spans, means, correct, len(gold))
 
 
 def fit_entity_temperature(pipe: BertNER, decoded: DecodedOnGold) -> float:
@@ -173,10 +178,17 @@ def calibrate_pipeline(
     output: Path,
     gpu_id: int = -1,
     objective: Objective = Objective.entities,
+    *,
+    method: Method = Method.features,
+    train_path: Path | None = None,
+    target_precision: float | None = None,
+    risk: float = 0.1,
 ) -> dict[str, dict[str, Any]]:
-    """Fit each bert_ner component's temperature on the gold docs of `dev_path` by `objective`
-    and write the pipeline with them to `output`. Returns, per component, T and the dev
-    loss of the objective before and after."""
+    """Fit each bert_ner component's temperature on the gold docs of `dev_path` by `objective`,
+    then (`Method.features`) the feature calibrator on top of it, and (with
+    `target_precision`) each label's guaranteed threshold, and write the pipeline with them to
+    `output`. `train_path`'s gold entities become the components' training mentions. Returns,
+    per component, what was fitted and the dev loss of the objective before and after."""
     nlp = load_pipeline(model, gpu_id)
     pipes = bert_ner_pipes(nlp)
     if not pipes:
@@ -184,34 +196,50 @@ def calibrate_pipeline(
     gold_docs = load_gold_docs(Path(dev_path), nlp.vocab)
     if not gold_docs:
         raise BertNERError(f"{dev_path}: no documents to calibrate on")
+    if train_path is not None:
+        mentions = TrainingMentions.from_docs(load_gold_docs(Path(train_path), nlp.vocab))
+        for _, pipe in pipes:
+            pipe.mentions = mentions
     fitted = {}
     for name, pipe in pipes:
-        current = pipe.cfg["temperature"]
-        if objective is Objective.entities:
+        fitted[name] = _fit_temperature(nlp, name, pipe, gold_docs, objective)
+        pipe.cfg["calibrator"] = pipe.cfg["guaranteed_thresholds"] = None
+        if method is Method.features or target_precision is not None:
             decoded = decode_on_gold(nlp, name, pipe, gold_docs)
-            temperature = fit_entity_temperature(pipe, decoded)
-            before, after = (
-                entity_log_loss(decoded.span_probs(pipe, t), decoded.correct)
-                for t in (current, temperature)
-            )
-        else:
-            logits = np.concatenate(component_logits(nlp, name, gold_docs)[1])
-            targets = np.concatenate(gold_targets(pipe, gold_docs))
-            temperature = fit_temperature(logits, targets)
-            known = targets != NO_TARGET
-            before, after = (
-                token_nll(logits[known], targets[known], t) for t in (current, temperature)
-            )
-        pipe.cfg["temperature"] = temperature
-        if not _LOG_T_RANGE[0] + 0.01 < math.log(temperature) < _LOG_T_RANGE[1] - 0.01:
-            # The loss still falls at the edge: the dev data is (nearly) all predicted right,
-            # e.g. it is the training data; the scores will be near 0 or 1.
-            msg.warn(f"{name}: temperature {temperature:.3g} is at the edge of the search "
-                     "range; is the dev data part of the training data?")  # fmt: skip
-        fitted[name] = {"temperature": temperature, "objective": objective.value,
-                        "loss_before": before, "loss_after": after}  # fmt: skip
-        what = "entity log loss" if objective is Objective.entities else "tag NLL"
-        msg.good(f"{name}: temperature {temperature:.3f}, dev {what} {before:.4f} -> {after:.4f}")
+            features = method is Method.features
+            fitted[name].update(fit_on_dev(pipe, decoded, features, target_precision, risk))
     nlp.to_disk(output)
     msg.good(f"Calibrated pipeline written to {output}")
     return fitted
+
+
+def _fit_temperature(
+    nlp: spacy.Language, name: str, pipe: BertNER, gold_docs: Sequence[Doc], objective: Objective
+) -> dict[str, Any]:
+    """Set `pipe`'s temperature fitted by `objective`; the fit's figures."""
+    current = pipe.cfg["temperature"]
+    if objective is Objective.entities:
+        decoded = decode_on_gold(nlp, name, pipe, gold_docs)
+        temperature = fit_entity_temperature(pipe, decoded)
+        before, after = (
+            entity_log_loss(decoded.span_probs(pipe, t), decoded.correct)
+            for t in (current, temperature)
+        )
+    else:
+        logits = np.concatenate(component_logits(nlp, name, gold_docs)[1])
+        targets = np.concatenate(gold_targets(pipe, gold_docs))
+        temperature = fit_temperature(logits, targets)
+        known = targets != NO_TARGET
+        before, after = (
+            token_nll(logits[known], targets[known], t) for t in (current, temperature)
+        )
+    pipe.cfg["temperature"] = temperature
+    if not _LOG_T_RANGE[0] + 0.01 < math.log(temperature) < _LOG_T_RANGE[1] - 0.01:
+        # The loss still falls at the edge: the dev data is (nearly) all predicted right,
+        # e.g. it is the training data; the scores will be near 0 or 1.
+        msg.warn(f"{name}: temperature {temperature:.3g} is at the edge of the search "
+                 "range; is the dev data part of the training data?")  # fmt: skip
+    what = "entity log loss" if objective is Objective.entities else "tag NLL"
+    msg.good(f"{name}: temperature {temperature:.3f}, dev {what} {before:.4f} -> {after:.4f}")
+    return {"temperature": temperature, "objective": objective.value,
+            "loss_before": before, "loss_after": after}  # fmt: skip

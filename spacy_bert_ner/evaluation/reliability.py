@@ -3,8 +3,9 @@
 An entity counts as correct when a gold entity has exactly its span and label. Three scores
 of the same decoded entities are compared: the mean probability of the entity's tags (what
 `span._.bert_ner_score` was before span posteriors), the span posterior at T = 1, and the span
-posterior at the component's fitted temperature (what `span._.bert_ner_score` is), when
-`calibrate` has fitted one. For each:
+posterior at the component's fitted temperature, when `calibrate` has fitted one, and the
+feature calibrator's score, when it has fitted that (`span._.bert_ner_score` is the last of
+these the pipeline has). For each:
 expected calibration error over 10 equal-width bins (the gap between mean score and share
 correct, weighted by how many entities fall in the bin), the Brier score, and the precision and
 recall kept by a threshold on it.
@@ -23,6 +24,7 @@ from ..errors import BertNERError
 from ..io import write_json
 from ..pipeline.loading import load_pipeline, single_bert_ner_pipe
 from .calibration import decode_on_gold
+from .feature_fit import span_scores
 from .plots import png_figure
 
 THRESHOLDS = (0.5, 0.8, 0.9, 0.95)
@@ -76,6 +78,8 @@ def reliability_report(model: str, data_path: Path, gpu_id: int = -1) -> dict[st
     }
     if temperature != 1.0:  # a pipeline that `calibrate` has not fitted has only those two
         scores[f"span probability, T={temperature:.3g}"] = decoded.span_probs(pipe, temperature)
+    if pipe.cfg["calibrator"] is not None:  # fitted by `calibrate --method features`
+        scores["feature calibrator"] = span_scores(pipe, decoded)
     return {
         "model": str(model),
         "data_path": str(data_path),

@@ -23,15 +23,16 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
 from thinc.types import Floats2d
 
-from ..errors import check_fraction
 from ..models import model_api
 from ..models.architectures import build_token_classifier, default_model_config
 from ..models.head import NEW_TAG_MARGIN
 from ..models.rows import split_rows
 from ..models.runtime import limit_threads_in_forked_children
 from ..tags import NO_TARGET, TagScheme, tags_for_head
+from .calibrator import calibrated, check_threshold, threshold_filter
 from .gold import GoldChecker, gold_view, labels_in
 from .losses import log_softmax
+from .mentions import TrainingMentions
 from .rehearsal import rehearsal_loss, rehearsal_tutor
 from .scoring import SCORER
 from .serialization import bytes_to_directory, directory_to_bytes, read_component, write_component
@@ -64,7 +65,7 @@ def make_bert_ner(
     spans_key: str | None,
     overwrite_ents: bool,
     on_bad_gold: str,
-    threshold: float,
+    threshold: float | str,
     distill_weight: float,
     distill_temperature: float,
     scorer: Callable | None,
@@ -88,6 +89,7 @@ def make_bert_ner(
     threshold: the minimum score (`span._.bert_ner_score`, 0-1) of a predicted entity; the
         tokens of one below it are O. 0 keeps every entity. Trades recall for precision;
         `spacy find-threshold PIPELINE DEV bert_ner threshold ents_f` chooses it on dev data.
+        "guaranteed": each label's threshold that `calibrate --target-precision` chose.
     distill_weight: w in the loss (1 - w) * gold cross-entropy + w * KL(teacher || model),
         used only for training examples that carry teacher distributions (`pipeline.teacher`).
     distill_temperature: T > 0 at which the KL term compares teacher and model, both softened
@@ -121,7 +123,7 @@ class BertNER(TrainablePipe):
         spans_key: str | None = None,
         overwrite_ents: bool = True,
         on_bad_gold: str = "error",
-        threshold: float = 0.0,
+        threshold: float | str = 0.0,
         distill_weight: float = 0.5,
         distill_temperature: float = 1.0,
         scorer: Callable | None = None,
@@ -141,11 +143,14 @@ class BertNER(TrainablePipe):
             "scheme": scheme,
             "spans_key": spans_key,
             "overwrite_ents": overwrite_ents,
-            "threshold": check_fraction("threshold", threshold),
-            # Fitted, not configured: `calibrate` sets it on dev data and it is saved with
-            # the model; 1 leaves the model's own distributions as they are.
+            "threshold": check_threshold(threshold),
+            # Fitted on dev by `calibrate`, saved with the model (`pipeline.calibrator`).
             "temperature": 1.0,
+            "calibrator": None,
+            "guaranteed_thresholds": None,
         }
+        #: Training mentions (`initialize`, `calibrate --train`), for the feature calibrator.
+        self.mentions = TrainingMentions()
         self._tag_scheme: TagScheme | None = None
         # A frozen copy of the model that `rehearse` pulls toward; `nlp.resume_training()`
         # (and `spacy train` for a sourced component) sets it.
@@ -199,11 +204,9 @@ class BertNER(TrainablePipe):
         """Add an entity type; returns 0 if the component already predicts it, else 1.
 
         Before the model is loaded, the type is recorded and `initialize` sizes the head.
-        On a loaded (trained) model the head grows at once through the model's
-        `resize_output`: the rows of existing tags are kept bit for bit and the type's tags
-        in the component's scheme (B-X and I-X in IOB2) are appended, starting
-        `NEW_TAG_MARGIN` under O so that every predicted entity stays what it was until
-        training (confidences move slightly, see `NEW_TAG_MARGIN`).
+        On a loaded model the head grows at once (`resize_output`): existing tags' rows are
+        kept bit for bit, the type's tags in the component's scheme are appended
+        `NEW_TAG_MARGIN` under O, so every predicted entity stays what it was until training.
         """
         if label in self.labels:
             return 0
@@ -240,6 +243,7 @@ class BertNER(TrainablePipe):
         doc_sample = [example.x for example in islice(get_examples(), 10)]
         self.model.initialize(X=doc_sample, Y=cast(Any, head_tags))
         self.cfg["labels"] = list(self.labels)
+        self.mentions = TrainingMentions.from_docs(eg.reference for eg in get_examples())
         # Fail before training starts, not at the batch that holds the first bad entity.
         self._gold_checker.check_all(get_examples(), self.cfg["spans_key"], self.labels)
 
@@ -253,25 +257,27 @@ class BertNER(TrainablePipe):
 
     def set_annotations(self, docs: Iterable[Doc], scores: list[Floats2d]) -> None:
         docs = list(docs)
-        threshold = self.cfg["threshold"]
+        keep = threshold_filter(self.cfg, self.name)
         for doc, decoded in zip(docs, self.decode(docs, scores), strict=True):
             write_entities(
                 doc,
-                [(span, p) for span, p in decoded.entities if p >= threshold],
+                [(span, p) for span, p in decoded.entities if keep(span, p)],
                 spans_key=self.cfg["spans_key"],
                 overwrite=self.cfg["overwrite_ents"],
             )
 
     def decode(self, docs: list[Doc], scores: list[Floats2d]) -> list[DecodedDoc]:
         """Entities with their probabilities from `predict`'s logits, scaled by the fitted
-        `temperature` (1 unless `calibrate` set one). Dividing logits by one constant leaves
-        every token's ranking of paths, hence the decoded entities, as they were."""
+        `temperature` (1 unless `calibrate` set one), then rescored by the feature calibrator
+        when `calibrate` fitted one. Dividing logits by one constant leaves every token's
+        ranking of paths, and rescoring leaves the spans, so the entities stay as they were."""
         temperature = self.cfg["temperature"]
         log_probs = [
             log_softmax(self.model.ops.to_numpy(doc_scores) / temperature, np)
             for doc_scores in scores
         ]
-        return decode_entities(docs, log_probs, self.tag_scheme)
+        decoded = decode_entities(docs, log_probs, self.tag_scheme)
+        return calibrated(docs, decoded, self.cfg["calibrator"], self.mentions, self.name)
 
     def update(
         self,
@@ -325,11 +331,8 @@ class BertNER(TrainablePipe):
 
         spaCy's rehearsal: `nlp.resume_training()` keeps a frozen copy of the model, and this
         step lowers the KL divergence from the copy's tag distribution to the current one on
-        the examples' texts (their annotations are not read; see `losses.rehearsal_kl`),
-        through the same step as `update`, so optimizer, schedules and gradient
-        accumulation apply alike. With `sgd=None` the gradients are only accumulated (to be
-        applied with the next `update`'s); `drop` is accepted for spaCy's API, dropout is
-        the model's own.
+        the examples' texts (annotations unread; `losses.rehearsal_kl`), through `update`'s
+        step (optimizer, schedules and accumulation alike; `sgd=None` only accumulates).
         """
         tutor = rehearsal_tutor(self.model, self._rehearsal_model, self.name)
         get_loss = partial(rehearsal_loss, tutor, self.tag_scheme.tags, self.name)
@@ -374,11 +377,13 @@ class BertNER(TrainablePipe):
         Every file is replaced whole (see `io`): `spacy train` rewrites model-last at each
         evaluation, and a run killed during that write must still leave a model to resume from.
         """
-        write_component(path, self.cfg, lambda p: model_api.save_model(self.model, p), exclude)
+        save = partial(model_api.save_model, self.model)
+        write_component(path, self.cfg, save, exclude, self.mentions)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "BertNER":
         """Read what `to_disk` wrote; local files only, so `spacy.load` never uses the network."""
-        read_component(path, self.cfg, lambda p: model_api.load_model(self.model, p), exclude)
+        load = partial(model_api.load_model, self.model)
+        self.mentions = read_component(path, self.cfg, load, exclude)
         self._tag_scheme = None
         return self
 

@@ -1,5 +1,7 @@
-"""How a `bert_ner` component is stored: `cfg` (its settings, JSON) and `model` (a Hugging
-Face model directory: safetensors weights, config.json, tokenizer files).
+"""How a `bert_ner` component is stored: `cfg` (its settings, JSON), `model` (a Hugging
+Face model directory: safetensors weights, config.json, tokenizer files) and, when it keeps
+any, `mentions` (the hashed training mentions, `TrainingMentions.to_bytes`). A pipeline saved
+before mentions were kept has no such file and loads with none.
 
 The layout is the saved-pipeline format users' pipelines are in; `tests/fixtures` keeps one
 saved by an earlier release that every version must load and predict with unchanged.
@@ -15,7 +17,8 @@ from spacy import util
 
 from ..about import __version__
 from ..errors import ModelLoadError
-from ..io import read_json_object, write_json
+from ..io import atomic_path, read_json_object, write_json
+from .mentions import TrainingMentions
 
 #: Key of the package version in a saved component's cfg (not a setting).
 VERSION_KEY = "spacy_bert_ner_version"
@@ -29,11 +32,18 @@ def write_component(
     cfg: dict[str, Any],
     save_model: Callable[[Path], None],
     exclude: Iterable[str],
+    mentions: TrainingMentions | None = None,
 ) -> None:
-    """Write a component's `cfg` (but `UNSAVED_SETTINGS`) and its model (`save_model`) as
-    spaCy's named parts, so `exclude` can leave either out."""
+    """Write a component's `cfg` (but `UNSAVED_SETTINGS`), its model (`save_model`) and its
+    training `mentions` (if any) as spaCy's named parts, so `exclude` can leave each out."""
     saved = {key: value for key, value in cfg.items() if key not in UNSAVED_SETTINGS}
-    util.to_disk(path, {"cfg": lambda p: write_cfg(saved, p), "model": save_model}, exclude)
+    parts: dict[str, Callable[[Path], Any]] = {
+        "cfg": lambda p: write_cfg(saved, p),
+        "model": save_model,
+    }
+    if mentions:
+        parts["mentions"] = lambda p: _write_bytes(p, mentions.to_bytes())
+    util.to_disk(path, parts, exclude)
 
 
 def read_component(
@@ -41,10 +51,30 @@ def read_component(
     cfg: dict[str, Any],
     load_model: Callable[[Path], None],
     exclude: Iterable[str],
-) -> None:
-    """Read what `write_component` wrote into `cfg` and the model (`load_model`)."""
-    readers = {"cfg": lambda p: cfg.update(read_cfg(p, cfg)), "model": load_model}
+) -> TrainingMentions:
+    """Read what `write_component` wrote into `cfg` and the model (`load_model`); returns the
+    training mentions (none if the component kept none)."""
+    found: list[TrainingMentions] = []
+    readers = {
+        "cfg": lambda p: cfg.update(read_cfg(p, cfg)),
+        "model": load_model,
+        "mentions": lambda p: found.append(read_mentions(p)) if p.exists() else None,
+    }
     util.from_disk(path, readers, exclude)
+    return found[0] if found else TrainingMentions()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp_path:
+        tmp_path.write_bytes(data)
+
+
+def read_mentions(path: Path) -> TrainingMentions:
+    """The mentions file, or a one-line error naming it."""
+    try:
+        return TrainingMentions.from_bytes(path.read_bytes())
+    except Exception:  # whatever a damaged msgpack breaks, the file is the cause
+        raise ModelLoadError(f"{path}: not a training mentions file, or a damaged one") from None
 
 
 def write_cfg(cfg: dict[str, Any], cfg_path: Path) -> None:

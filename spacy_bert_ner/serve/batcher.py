@@ -49,7 +49,8 @@ class _Waiting:
 class Batcher:
     """Texts in, `Annotated` out, batched across callers (see the module's docstring).
 
-    `on_batch` hears the size of each batch run (for the batch-size histogram).
+    `on_batch` hears the size of each batch run (for the batch-size histogram), `on_docs` its
+    annotated docs (for the quality metrics).
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class Batcher:
         self.annotator = annotator
         self.settings = settings
         self.on_batch = on_batch
+        self.on_docs: Callable[[list[Doc | Exception]], None] | None = None
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bert_ner")
         self.queue: deque[_Waiting] = deque()
         self.running = 0  # texts in the batch on the worker thread
@@ -145,6 +147,8 @@ class Batcher:
             took = time.perf_counter() - started
             if self.on_batch is not None:
                 self.on_batch(len(batch))
+            if self.on_docs is not None:
+                self.on_docs(docs)
             for waiting, doc in zip(batch, docs, strict=True):
                 if not waiting.future.done():
                     waiting.future.set_result(Annotated(doc, started - waiting.since, took))

@@ -23,7 +23,8 @@ WARM_UP_TEXT = "Angela Merkel met Emmanuel Macron in Berlin."
 class EntityService:
     """The annotator, its batcher and the requests held: what every route works with.
 
-    With `metrics`, `/metrics` counts requests, latencies and batch sizes (local engine).
+    With `metrics`, `/metrics` counts requests, latencies and batch sizes (local engine), and
+    for a pipeline calibrated with features, the quality of its entities (`metrics`).
     """
 
     def __init__(self, annotator: Annotator, settings: ServiceSettings, *, metrics: bool) -> None:
@@ -38,6 +39,7 @@ class EntityService:
                 queued=lambda: self.batcher.queued, in_flight=lambda: self.batcher.in_flight
             )
             self.batcher.on_batch = self.metrics.batch_size.observe
+            self.batcher.on_docs = self.metrics.watch_quality(annotator.nlp, annotator.spans)
 
     @classmethod
     def start(cls, model: str, settings: ServiceSettings, *, metrics: bool) -> EntityService:

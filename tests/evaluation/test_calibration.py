@@ -125,12 +125,16 @@ def test_reliability_figures_by_hand():
     assert kept[0.95]["entities"] == 2
 
 
-@pytest.mark.parametrize("calibrated", [False, True])
-def test_reliability_command_writes_json_and_diagram(trained_tiny, gold, tmp_path, calibrated):
+@pytest.mark.parametrize("method, scores", [(None, 2), ("temperature", 3), ("features", 4)])
+def test_reliability_command_writes_json_and_diagram(trained_tiny, gold, tmp_path, method, scores):
+    """Each pipeline gets the scores it has: the mean tag probability and the span probability
+    at T = 1, then at its temperature, then the feature calibrator's."""
     model = trained_tiny
-    if calibrated:
+    if method is not None:
         model = tmp_path / "calibrated"
-        CliRunner().invoke(app, ["calibrate", str(trained_tiny), str(gold), str(model)])
+        CliRunner().invoke(
+            app, ["calibrate", str(trained_tiny), str(gold), str(model), "--method", method]
+        )
     result = CliRunner().invoke(
         app,
         ["reliability", str(model), str(gold),
@@ -138,7 +142,8 @@ def test_reliability_command_writes_json_and_diagram(trained_tiny, gold, tmp_pat
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "r.json").read_text())
-    assert len(report["scores"]) == (3 if calibrated else 2) and report["gold_entities"] == 16
+    assert len(report["scores"]) == scores and report["gold_entities"] == 16
+    assert ("feature calibrator" in report["scores"]) == (method == "features")
     assert all(0.0 <= r["ece"] <= 1.0 for r in report["scores"].values())
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
 
