@@ -26,12 +26,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.requests import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
 
 from ..about import __version__
 from ..annotate.records import dumps
 from .entities import add_entities_route
 from .gate import Gate
-from .schemas import openapi_schemas
+from .huggingface import TokenClassificationRequest, add_token_classification_routes
+from .schemas import EntitiesRequest, openapi_schemas
 from .service import EntityService
 
 
@@ -67,8 +69,9 @@ def build_app(
             expose_headers=["x-queue-time", "x-inference-time"],
         )
     add_entities_route(api, service)
+    add_token_classification_routes(api, service)
     api.include_router(service_router(service))
-    add_request_schemas(api)
+    add_request_schemas(api, EntitiesRequest, TokenClassificationRequest)
     return api
 
 
@@ -108,16 +111,18 @@ def service_router(service: EntityService) -> APIRouter:
     return router
 
 
-def add_request_schemas(api: FastAPI) -> None:
-    """Put the request body's schemas among the OpenAPI page's components, where the route's
-    body refers to them (`entities.REQUEST_BODY`)."""
+def add_request_schemas(api: FastAPI, *models: type[BaseModel]) -> None:
+    """Put the schemas of request bodies `models` among the OpenAPI page's components, where
+    the routes' bodies refer to them (`entities.REQUEST_BODY`, ...)."""
     generate = api.openapi
 
     def openapi() -> dict[str, Any]:
         fresh = api.openapi_schema is None
         schema = generate()  # made once, then kept by FastAPI
         if fresh:
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(openapi_schemas())
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                openapi_schemas(*models)
+            )
         return schema
 
     api.openapi = openapi  # type: ignore[method-assign]

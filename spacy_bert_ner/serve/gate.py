@@ -15,8 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .service import EntityService
 
-#: Paths anyone may read even when an API key is set: probes, the demo page, the API docs.
+#: Paths anyone may read (GET) even when an API key is set: probes, the demo page, the API
+#: docs. Only reads: `POST /` is Hugging Face's task, which needs the key.
 OPEN_PATHS = ("/", "/healthz", "/readyz", "/docs", "/openapi.json")
+OPEN_METHODS = ("GET", "HEAD")
 
 
 def header(scope: Scope, name: bytes) -> bytes:
@@ -58,7 +60,8 @@ class Gate:
             metrics.observe(status, time.perf_counter() - started)
 
     async def _check_key(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.expected is not None and scope["path"] not in OPEN_PATHS:
+        is_open = scope["path"] in OPEN_PATHS and scope["method"] in OPEN_METHODS
+        if self.expected is not None and not is_open:
             if not hmac.compare_digest(header(scope, b"authorization"), self.expected):
                 refusal = JSONResponse(
                     {"detail": "missing or wrong API key: send 'Authorization: Bearer <key>'"},
