@@ -33,6 +33,8 @@ from ..annotate.records import dumps
 from .entities import add_entities_route
 from .gate import Gate
 from .huggingface import TokenClassificationRequest, add_token_classification_routes
+from .label_studio import LabelStudioBackend
+from .label_studio_update import LabelStudioSettings, ModelUpdater
 from .schemas import EntitiesRequest, openapi_schemas
 from .service import EntityService
 
@@ -43,8 +45,10 @@ def build_app(
     *,
     api_key: str | None = None,
     cors_origins: Sequence[str] = (),
+    label_studio: LabelStudioSettings | None = None,
 ) -> FastAPI:
-    """The application over `service`, which serves pipeline `model`.
+    """The application over `service`, which serves pipeline `model`; with `label_studio`,
+    also Label Studio's ML backend (`label_studio`), whose updates replace the pipeline.
 
     The model is fixed here: no request can name a path or load code. With `api_key`, every
     path but the probes, the demo page and the API docs needs `Authorization: Bearer
@@ -70,6 +74,8 @@ def build_app(
         )
     add_entities_route(api, service)
     add_token_classification_routes(api, service)
+    if label_studio is not None:
+        LabelStudioBackend(service, ModelUpdater(service, label_studio)).add_routes(api)
     api.include_router(service_router(service))
     add_request_schemas(api, EntitiesRequest, TokenClassificationRequest)
     return api
