@@ -28,12 +28,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from fastapi import FastAPI, HTTPException
 from fastapi.requests import Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, TypeAdapter
 from spacy.tokens import Doc
 
 from ..annotate.records import dumps, entity_records
@@ -42,36 +42,42 @@ from ..labelling.importer import annotated_doc
 from ..pipeline.loading import bert_ner_pipes
 from .entities import annotated, is_json, media_type
 from .label_studio_update import ModelUpdater
-from .schemas import validated_body
+from .schemas import Body, validated_body
 from .service import EntityService
 
 PREFIX = "/label-studio"
 TRAIN_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 
 
-Body = TypeVar("Body")
-
-
 class LabelStudioBody(BaseModel):
+    """A body Label Studio sends: the fields read here, the others (more in each Label Studio
+    version) ignored."""
+
     model_config = ConfigDict(extra="ignore")
 
 
 class SetupRequest(LabelStudioBody):
-    project: StrictStr | StrictInt | None = None
+    """`/setup`: the project's labelling config."""
+
     label_config: StrictStr = Field(alias="schema")
 
 
 class Task(LabelStudioBody):
-    id: StrictInt | StrictStr | None = None
+    """A task of `/predict`: its data, where the config's object finds the text."""
+
     data: dict[str, Any]
 
 
 class PredictRequest(LabelStudioBody):
+    """`/predict`: a page of tasks and the project's labelling config."""
+
     tasks: list[Task]
     label_config: StrictStr
 
 
 class WebhookEvent(LabelStudioBody):
+    """A webhook event: what happened, and for an annotation, the task and the project."""
+
     action: StrictStr
     annotation: dict[str, Any] | None = None
     task: dict[str, Any] | None = None

@@ -200,7 +200,7 @@ INVALID: list[tuple[str, Any, list[Any] | None]] = [
     ("predict", {"tasks": []}, ["body", "label_config"]),
     ("predict", {"tasks": "x", "label_config": CONFIG}, ["body", "tasks"]),
     ("predict", {"tasks": [{"id": 1}], "label_config": CONFIG}, ["body", "tasks", 0, "data"]),
-    ("predict", {"tasks": [{"id": True, "data": {}}], "label_config": CONFIG}, ["body", "tasks"]),
+    ("predict", {"tasks": [{"id": 1, "data": []}], "label_config": CONFIG}, ["body", "tasks"]),
     ("predict", {"tasks": [{"data": {"text": 5}}], "label_config": CONFIG}, None),
     ("predict", {"tasks": [{"data": {}}], "label_config": "<View"}, None),
     ("webhook", {}, ["body", "action"]),
