@@ -114,6 +114,7 @@ class ModelUpdater:
     ) -> tuple[Language, int]:
         """On the worker thread: train the copy and write it to `models_dir/version`."""
         updated, steps = updated_pipeline(nlp, docs, texts, self.settings.epochs)
+        self.settings.models_dir.mkdir(parents=True, exist_ok=True)
         updated.to_disk(self.settings.models_dir / version)
         return updated, steps
 

@@ -177,7 +177,7 @@ def test_annotations_train_a_new_version_that_is_swapped_in_and_kept(annotator, 
         return {"before": before, "answers": answers, "health": health, "after": after,
                 "again": again}  # fmt: skip
 
-    seen = run(annotator, tmp_path, steps)
+    seen = run(annotator, tmp_path / "models", steps)  # made by the first update
     statuses = [(a.status_code, a.json()["status"]) for a in seen["answers"]]
     assert statuses[0] == (200, "ignored")
     assert statuses[1][0] == 200 and "does not align with token boundaries" in statuses[1][1]
@@ -186,8 +186,9 @@ def test_annotations_train_a_new_version_that_is_swapped_in_and_kept(annotator, 
     version = seen["health"]["model_version"]
     assert version == f"{seen['before']}+ls1"
     assert seen["after"].json()["results"][0]["model_version"] == version
-    assert [p.name for p in tmp_path.iterdir()] == [version]  # the first pipeline untouched
-    assert (tmp_path / version / "config.cfg").exists()
+    models = tmp_path / "models"
+    assert [p.name for p in models.iterdir()] == [version]  # the first pipeline untouched
+    assert (models / version / "config.cfg").exists()
     assert seen["again"].status_code == 201  # a second update on the same annotations
 
 
