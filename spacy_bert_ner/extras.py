@@ -29,6 +29,7 @@ EXTRA_OF = {
     "fastapi": "serve",
     "uvicorn": "serve",
     "prometheus_client": "serve",
+    "presidio_analyzer": "presidio",
     "wandb": "wandb",
 }
 

@@ -27,6 +27,7 @@ LAYERS = {
     "evaluation": 4,
     "annotate": 4,
     "experiments": 5,
+    "integrations": 5,
     "labelling": 5,
     "project_assets": 5,
     "serve": 5,

@@ -63,6 +63,17 @@ MetricsPort = Annotated[
     int | None,
     typer.Option("--metrics-port", help="Port of Ray's Prometheus metrics (ray engine, local Ray)"),
 ]
+LabelStudioDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--label-studio",
+        help="Also be Label Studio's ML backend (/label-studio; local engine), writing each "
+        "pipeline its annotations train to this directory",
+    ),
+]
+LabelStudioEvery = Annotated[
+    int, typer.Option("--label-studio-every", help="New annotations that start an update")
+]
 
 
 @app.command()
@@ -175,6 +186,8 @@ def serve(
     address: Address = None,
     cors_origin: CorsOrigins = None,
     metrics_port: MetricsPort = None,
+    label_studio: LabelStudioDir = None,
+    label_studio_every: LabelStudioEvery = 10,
 ) -> None:
     """Serve a pipeline over HTTP, batching across requests, until Ctrl-C or SIGTERM.
 
@@ -182,6 +195,7 @@ def serve(
     import os
 
     from ..serve.command import serve_pipeline
+    from ..serve.label_studio_update import LabelStudioSettings
     from ..serve.settings import API_KEY_VARIABLE
 
     settings = ServiceSettings(
@@ -207,4 +221,7 @@ def serve(
         api_key=os.environ.get(API_KEY_VARIABLE) or None,
         cors_origins=cors_origin or (),
         metrics_port=metrics_port,
+        label_studio=None
+        if label_studio is None
+        else LabelStudioSettings(label_studio, update_every=label_studio_every),
     )

@@ -26,12 +26,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.requests import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
 
 from ..about import __version__
 from ..annotate.records import dumps
 from .entities import add_entities_route
 from .gate import Gate
-from .schemas import openapi_schemas
+from .huggingface import TokenClassificationRequest, add_token_classification_routes
+from .label_studio import LabelStudioBackend
+from .label_studio_update import LabelStudioSettings, ModelUpdater
+from .schemas import EntitiesRequest, openapi_schemas
 from .service import EntityService
 
 
@@ -41,8 +45,10 @@ def build_app(
     *,
     api_key: str | None = None,
     cors_origins: Sequence[str] = (),
+    label_studio: LabelStudioSettings | None = None,
 ) -> FastAPI:
-    """The application over `service`, which serves pipeline `model`.
+    """The application over `service`, which serves pipeline `model`; with `label_studio`,
+    also Label Studio's ML backend (`label_studio`), whose updates replace the pipeline.
 
     The model is fixed here: no request can name a path or load code. With `api_key`, every
     path but the probes, the demo page and the API docs needs `Authorization: Bearer
@@ -67,8 +73,11 @@ def build_app(
             expose_headers=["x-queue-time", "x-inference-time"],
         )
     add_entities_route(api, service)
+    add_token_classification_routes(api, service)
+    if label_studio is not None:
+        LabelStudioBackend(service, ModelUpdater(service, label_studio)).add_routes(api)
     api.include_router(service_router(service))
-    add_request_schemas(api)
+    add_request_schemas(api, EntitiesRequest, TokenClassificationRequest)
     return api
 
 
@@ -108,16 +117,18 @@ def service_router(service: EntityService) -> APIRouter:
     return router
 
 
-def add_request_schemas(api: FastAPI) -> None:
-    """Put the request body's schemas among the OpenAPI page's components, where the route's
-    body refers to them (`entities.REQUEST_BODY`)."""
+def add_request_schemas(api: FastAPI, *models: type[BaseModel]) -> None:
+    """Put the schemas of request bodies `models` among the OpenAPI page's components, where
+    the routes' bodies refer to them (`entities.REQUEST_BODY`, ...)."""
     generate = api.openapi
 
     def openapi() -> dict[str, Any]:
         fresh = api.openapi_schema is None
         schema = generate()  # made once, then kept by FastAPI
         if fresh:
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(openapi_schemas())
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                openapi_schemas(*models)
+            )
         return schema
 
     api.openapi = openapi  # type: ignore[method-assign]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wasabi import msg
 
@@ -19,6 +20,9 @@ from ..extras import require
 from ..pipeline.inference_paths import path_in_use
 from ..pipeline.loading import load_pipeline
 from .settings import ServeEngine, ServiceSettings
+
+if TYPE_CHECKING:
+    from .label_studio_update import LabelStudioSettings
 
 
 def check_settings(settings: ServiceSettings, host: str, port: int) -> None:
@@ -47,8 +51,12 @@ def serve_pipeline(
     api_key: str | None = None,
     cors_origins: Sequence[str] = (),
     metrics_port: int | None = None,
+    label_studio: LabelStudioSettings | None = None,
 ) -> None:
     """Serve pipeline `model` over HTTP until the process gets SIGINT or SIGTERM.
+
+    `label_studio` adds Label Studio's ML backend, on the local engine only: its updates
+    replace the one pipeline a process holds, and Ray's replicas would each hold their own.
 
     `cpus_per_replica` 0 gives the process (local) or each replica (ray) an equal share of
     this machine's cores. `address` and `metrics_port` are Ray's (the local engine has its
@@ -61,6 +69,13 @@ def serve_pipeline(
             "--address, --metrics-port and --replicas are for --engine ray; the local engine "
             "is one process with its own /metrics"
         )
+    if label_studio is not None and engine != ServeEngine.local:
+        raise BertNERError(
+            "--label-studio needs --engine local: an update replaces the one pipeline the "
+            "process serves, and each Ray replica holds its own"
+        )
+    if label_studio is not None and label_studio.update_every < 1:
+        raise BertNERError("--label-studio-every must be >= 1")
     settings = settings.with_cores(os.cpu_count() or 1)
     model = str(Path(model).resolve()) if Path(model).exists() else model
     for module in ("fastapi", "uvicorn", "prometheus_client"):
@@ -69,7 +84,13 @@ def serve_pipeline(
         from .local import serve_locally
 
         serve_locally(
-            model, settings, host=host, port=port, api_key=api_key, cors_origins=cors_origins
+            model,
+            settings,
+            host=host,
+            port=port,
+            api_key=api_key,
+            cors_origins=cors_origins,
+            label_studio=label_studio,
         )
     else:
         require("ray.serve", "serve --engine ray")

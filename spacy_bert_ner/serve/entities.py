@@ -25,7 +25,7 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 from spacy.tokens import Doc
 
-from ..annotate.records import dumps, failure_reason, make_record
+from ..annotate.records import Record, dumps, failure_reason, make_record
 from .batcher import Annotated
 from .bulk import NDJSON, NDJSONStream
 from .schemas import EntitiesResponse, entities_request, located
@@ -144,12 +144,12 @@ def check_limits(values: Sequence[dict[str, Any]], settings: ServiceSettings) ->
             )
 
 
-async def answer(
-    service: EntityService, values: Sequence[dict[str, Any]], format: Format
-) -> Response:
-    """The answer to documents `values` (`{"text": str, "id": str | int | None}` each, as
-    validated): one result per document, in order. Raises HTTPException for 413, 503 and a
-    pipeline failure (500)."""
+async def annotated(
+    service: EntityService, values: Sequence[dict[str, Any]]
+) -> tuple[list[Record], list[Doc], dict[str, str]]:
+    """The records of documents `values` (`{"text": str, "id": str | int | None}` each, as
+    validated), their docs and the timing headers: the model work of every JSON route.
+    Raises HTTPException for 413, 503 and a pipeline failure (500)."""
     check_limits(values, service.settings)
     with service.holding():
         records = [make_record(line, value, "text", "id") for line, value in enumerate(values, 1)]
@@ -162,8 +162,15 @@ async def answer(
     ]
     if failed:
         raise HTTPException(500, detail=f"the pipeline failed on {'; '.join(failed)}")
-    docs = [cast(Doc, result.doc) for result in results]
-    headers = timing_headers(results)
+    return records, [cast(Doc, result.doc) for result in results], timing_headers(results)
+
+
+async def answer(
+    service: EntityService, values: Sequence[dict[str, Any]], format: Format
+) -> Response:
+    """The answer to documents `values` (see `annotated`): one result per document, in
+    order."""
+    records, docs, headers = await annotated(service, values)
     annotator = service.annotator
     if format == "displacy":
         shown = [annotator.displacy(r, d) for r, d in zip(records, docs, strict=True)]

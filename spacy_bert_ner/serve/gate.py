@@ -7,16 +7,20 @@ machine either is a visible share of each request.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import time
+from typing import cast
 
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .service import EntityService
 
-#: Paths anyone may read even when an API key is set: probes, the demo page, the API docs.
+#: Paths anyone may read (GET) even when an API key is set: probes, the demo page, the API
+#: docs. Only reads: `POST /` is Hugging Face's task, which needs the key.
 OPEN_PATHS = ("/", "/healthz", "/readyz", "/docs", "/openapi.json")
+OPEN_METHODS = ("GET", "HEAD")
 
 
 def header(scope: Scope, name: bytes) -> bytes:
@@ -27,13 +31,27 @@ def header(scope: Scope, name: bytes) -> bytes:
 
 
 class Gate:
-    """ASGI middleware: 401 without the key on every path but `OPEN_PATHS` (compared in
-    constant time), and each answer's status and latency counted when the service keeps metrics."""
+    """ASGI middleware: 401 without the key (a bearer token, or Basic authentication's
+    password) on every path but `OPEN_PATHS` (compared in constant time), and each answer's
+    status and latency counted when the service keeps metrics."""
 
     def __init__(self, app: ASGIApp, service: EntityService, api_key: str | None) -> None:
         self.app = app
         self.service = service
         self.expected = f"Bearer {api_key}".encode() if api_key else None
+        self.key = (api_key or "").encode()
+
+    def authorized(self, scope: Scope) -> bool:
+        """The key as a bearer token, or as the password of Basic authentication (any user
+        name), which is what Label Studio sends to an ML backend."""
+        given = header(scope, b"authorization")
+        if given[:6].lower() == b"basic ":
+            try:
+                password = base64.b64decode(given[6:], validate=True).partition(b":")[2]
+            except ValueError:
+                return False
+            return hmac.compare_digest(password, self.key)
+        return hmac.compare_digest(given, cast(bytes, self.expected))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,8 +76,9 @@ class Gate:
             metrics.observe(status, time.perf_counter() - started)
 
     async def _check_key(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.expected is not None and scope["path"] not in OPEN_PATHS:
-            if not hmac.compare_digest(header(scope, b"authorization"), self.expected):
+        is_open = scope["path"] in OPEN_PATHS and scope["method"] in OPEN_METHODS
+        if self.expected is not None and not is_open:
+            if not self.authorized(scope):
                 refusal = JSONResponse(
                     {"detail": "missing or wrong API key: send 'Authorization: Bearer <key>'"},
                     status_code=401,

@@ -17,6 +17,7 @@ from wasabi import msg
 
 from ..pipeline.inference_paths import path_in_use
 from .app import build_app
+from .label_studio_update import LabelStudioSettings
 from .service import EntityService
 from .settings import ServiceSettings
 
@@ -31,11 +32,15 @@ def serve_locally(
     port: int,
     api_key: str | None,
     cors_origins: Sequence[str],
+    label_studio: LabelStudioSettings | None = None,
 ) -> None:
-    """Serve `model` in this process until SIGINT or SIGTERM."""
+    """Serve `model` in this process until SIGINT or SIGTERM; with `label_studio`, also as
+    Label Studio's ML backend (this engine only: one process holds the one model it updates)."""
     torch.set_num_threads(settings.torch_threads)  # the serve command's own process
     service = EntityService.start(model, settings, metrics=True)
-    app = build_app(service, model, api_key=api_key, cors_origins=cors_origins)
+    app = build_app(
+        service, model, api_key=api_key, cors_origins=cors_origins, label_studio=label_studio
+    )
     config = uvicorn.Config(
         app,
         host=host,
@@ -56,6 +61,8 @@ def serve_locally(
     msg.good(f"serving {model} at http://{host}:{port}/ (API docs: /docs); Ctrl-C stops")
     msg.text(f"inference path: {path_in_use(service.annotator.nlp)}")
     msg.text(f"Prometheus metrics: http://{host}:{port}/metrics")
+    if label_studio is not None:
+        msg.text(f"Label Studio ML backend: http://{host}:{port}/label-studio")
     try:
         server.run()
     finally:

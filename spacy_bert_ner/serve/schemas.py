@@ -12,7 +12,7 @@ as any other content type is validated as its raw bytes: a 422 naming the body.
 """
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +26,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+Body = TypeVar("Body")
 
 
 class Document(BaseModel):
@@ -82,21 +84,27 @@ REQUEST = TypeAdapter(EntitiesRequest)
 
 
 def entities_request(body: bytes, is_json: bool) -> EntitiesRequest:
-    """The request `body` holds (sent as JSON when `is_json`; see the module's docstring).
-    Raises RequestValidationError (422, each error's `loc` starting at "body") or
-    HTTPException (400)."""
+    """The `/v1/entities` request `body` holds (see `validated_body`)."""
+    return validated_body(REQUEST, body, is_json)
+
+
+def validated_body(adapter: TypeAdapter[Body], body: bytes, is_json: bool) -> Body:
+    """The request `body` holds, validated by `adapter` (sent as JSON when `is_json`; see the
+    module's docstring): every route that reads its own body reads it here. Raises
+    RequestValidationError (422, each error's `loc` starting at "body") or HTTPException
+    (400)."""
     if not body:
         missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
         raise RequestValidationError([missing])
     if is_json:
         try:
-            return REQUEST.validate_json(body)
+            return adapter.validate_json(body)
         except ValidationError as invalid:
             if invalid.errors()[0]["type"] != "json_invalid":
                 raise RequestValidationError(located(invalid, "body")) from None
     try:
         # Validated as FastAPI validates a body parameter, so its errors read the same.
-        return REQUEST.validate_python(
+        return adapter.validate_python(
             _python_json(body) if is_json else body, from_attributes=True
         )
     except ValidationError as invalid:
@@ -121,8 +129,12 @@ def located(invalid: ValidationError, *where: str | int) -> list[dict[str, Any]]
     ]
 
 
-def openapi_schemas() -> dict[str, Any]:
-    """The request body's schemas for the OpenAPI page's components (the route reads its body
-    itself, so FastAPI does not put them there)."""
-    schema = EntitiesRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    return {**schema.pop("$defs", {}), "EntitiesRequest": schema}
+def openapi_schemas(*models: type[BaseModel]) -> dict[str, Any]:
+    """The schemas of the request bodies `models` (by default `/v1/entities`'), for the
+    OpenAPI page's components: the routes read their bodies themselves, so FastAPI does not
+    put them there."""
+    schemas: dict[str, Any] = {}
+    for model in models or (EntitiesRequest,):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update({**schema.pop("$defs", {}), model.__name__: schema})
+    return schemas

@@ -3,22 +3,12 @@ loopback port, SQLite in a temporary directory) takes them with their prediction
 label-studio-sdk, an annotator's answers go in through its API, its JSON export comes back
 through `import-annotations`, and one `continual` step trains on the result.
 
-Label Studio pins its own versions of Django, numpy and more, so it lives in a venv of its own
-(`.ci/run` makes it): the test finds its `label-studio` script in $LABEL_STUDIO_BIN, else on
-PATH, and runs the SDK with that venv's Python. Without it the test is skipped, except under
-CI, where it fails.
+Label Studio runs in a venv of its own (the `label_studio` fixture of this folder's conftest).
 """
 
-import contextlib
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -30,9 +20,10 @@ from spacy_bert_ner.cli import app
 from spacy_bert_ner.conll import load_gold_docs
 from spacy_bert_ner.experiments.continual import ContinualSettings, continue_training
 
+from .conftest import TOKEN
+
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-TOKEN = "bertnerroundtrip0123456789abcdef"
 CLIENT = Path(__file__).with_name("label_studio_client.py")
 #: The documents and what the annotator marks in each (None: the annotator skips it), in the
 #: labels of the tiny pipeline's labelling config (LOC, PER).
@@ -47,68 +38,6 @@ GOLD = {
 }  # fmt: skip
 #: A careless highlight: "Rom" of "Rome", which must cost the task, not the entity.
 MISALIGNED = "Peace talks in Rome stalled"
-
-
-def label_studio_bin() -> Path:
-    found = os.environ.get("LABEL_STUDIO_BIN") or shutil.which("label-studio")
-    if not found or not Path(found).is_file():
-        problem = "needs Label Studio in a venv of its own: set LABEL_STUDIO_BIN (see .ci/run)"
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
-    return Path(found)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def label_studio(tmp_path):
-    """The URL of a Label Studio started for this test; stopped (its process group) after."""
-    script = label_studio_bin()
-    port, data = free_port(), tmp_path / "label-studio"
-    log = (tmp_path / "label-studio.log").open("wb")
-    command = [str(script), "start", "--no-browser", "--data-dir", str(data),
-               "--port", str(port), "--internal-host", "127.0.0.1",
-               "--username", "annotator@example.com", "--password", "roundtrip-pass",
-               "--user-token", TOKEN, "--enable-legacy-api-token"]  # fmt: skip
-    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data), "DJANGO_DB": "sqlite"}
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                              start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while not _healthy(url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                tail = (tmp_path / "label-studio.log").read_text()[-3000:]
-                pytest.fail(f"Label Studio did not start:\n{tail}")
-            time.sleep(1)
-        yield url, script.parent / "python"
-    finally:
-        _stop(server)
-        log.close()
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """Stop the server's process group; a server that already died (it failed to start) has none."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def answer(text: str) -> dict:

@@ -38,6 +38,8 @@ def test_the_cli_takes_its_defaults_from_the_settings():
         (["--address=auto"], "--address, --metrics-port and --replicas are for --engine ray"),
         (["--replicas=2"], "are for --engine ray"),
         (["--engine=spark"], "'spark' is not one of"),
+        (["--engine=ray", "--label-studio=models"], "--label-studio needs --engine local"),
+        (["--label-studio=models", "--label-studio-every=0"], "--label-studio-every must be"),
     ],
 )
 def test_settings_that_cannot_work_are_one_line(trained_tiny, options, message):
