@@ -230,6 +230,9 @@ def adapt(
     rehearse_ratio: float = typer.Option(
         1.0, "--rehearse-ratio", help="Rehearsal words per step, as a share of the update's"
     ),
+    choose_threshold: bool = typer.Option(
+        True, "--choose-threshold/--no-threshold", help="Set the entity threshold best on dev"
+    ),
     label_map: list[str] = typer.Option(
         [], "--label-map", help="FROM=TO: read the data's label FROM as TO (repeatable)"
     ),
@@ -240,7 +243,8 @@ def adapt(
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
 ) -> None:
     """Fine-tune a trained pipeline on your own documents, rehearsing its old domain; keep the
-    checkpoint best on an in-domain dev set, calibrated on it."""
+    checkpoint best on an in-domain dev set, calibrated on it, with the entity threshold best
+    there."""
     from ..errors import BertNERError
     from ..labelling.adapt import AdaptSettings, adapt_pipeline
 
@@ -253,6 +257,7 @@ def adapt(
         dev_share=dev_share,
         learn_rate=learn_rate,
         rehearse_ratio=rehearse_ratio,
+        choose_threshold=choose_threshold,
         label_map=dict(pairs),
         new_labels=new_labels,
         seed=seed,

@@ -11,7 +11,8 @@ schedule is fitted to the run, `experiments.recipe.fitted_rate`):
 - labels of the data that the pipeline lacks are added (`add_labels`): the head grows;
 - model-best is chosen on an in-domain dev set, `--dev` or a seeded share of TRAIN's runs of
   sentences (never a test file: adapt is given none), then calibrated on that dev set with the
-  `calibrate` command's own function.
+  `calibrate` command's own function, and its `threshold` (the minimum entity score) set to
+  the one best on that dev set (`threshold-curve`'s figures).
 
 Inputs are read and checked before anything is written (`adapt_data`); the corpora and the
 config go to a temporary directory beside OUTPUT, and OUTPUT appears in one rename when the
@@ -33,6 +34,7 @@ from wasabi import msg
 
 from ..errors import BertNERError, check_fraction
 from ..evaluation.calibration import calibrate_pipeline
+from ..evaluation.threshold import threshold_curve
 from ..experiments.recipe import fitted_rate
 from ..io import atomic_directory, read_json_object, write_json
 from ..pipeline.loading import load_pipeline, single_bert_ner_pipe
@@ -42,13 +44,15 @@ from .adapt_data import plan_labels, read_corpus, relabelled, require_entities, 
 @dataclass(frozen=True)
 class AdaptSettings:
     """How `adapt` trains. `learn_rate` replaces the pipeline's config's peak rate when given;
-    `rehearse_ratio` is the rehearsal batch's words per step as a share of the update's."""
+    `rehearse_ratio` is the rehearsal batch's words per step as a share of the update's;
+    `choose_threshold` sets bert_ner's `threshold` to the one best on the dev set."""
 
     max_steps: int = 300
     eval_frequency: int = 50
     dev_share: float = 0.2
     learn_rate: float | None = None
     rehearse_ratio: float = 1.0
+    choose_threshold: bool = True
     label_map: dict[str, str] = field(default_factory=dict)
     new_labels: bool = True
     seed: int = 0
@@ -114,6 +118,10 @@ def adapt_pipeline(
             summary["calibration"] = calibrate_pipeline(
                 str(best), work / "dev.spacy", tmp_output, settings.gpu_id
             )
+            if settings.choose_threshold:
+                summary["threshold"] = choose_threshold(
+                    tmp_output, work / "dev.spacy", single_bert_ner_pipe(nlp, model)[0], settings
+                )
             write_json(tmp_output / "adapt.json", summary)
     msg.good(f"Adapted pipeline written to {output} ({seconds / 60:.1f} min of training)")
     return summary
@@ -200,6 +208,23 @@ def adapt_config(
             },
         }
     return config
+
+
+def choose_threshold(
+    pipeline: Path, dev: Path, name: str, settings: AdaptSettings
+) -> dict[str, float]:
+    """Set component `name`'s `threshold` in the config of the (calibrated) `pipeline` to the
+    one of `threshold-curve`'s thresholds with the best F1 on `dev` (the lowest on a tie):
+    in a new domain the entities the model is unsure of are mostly wrong, and calibrated
+    scores say which they are."""
+    curve = threshold_curve(str(pipeline), dev, gpu_id=settings.gpu_id)
+    best = round(curve["best"]["threshold"], 4)
+    config = Config().from_disk(pipeline / "config.cfg", interpolate=False)
+    config["components"][name]["threshold"] = best
+    config.to_disk(pipeline / "config.cfg")
+    msg.good(f"{name}: threshold {best:.2f}, dev F1 {100 * curve['at_zero']['f1']:.2f} -> "
+             f"{100 * curve['best']['f1']:.2f}")  # fmt: skip
+    return {"threshold": best, "dev_f1": curve["best"]["f1"], "dev_f1_at_0": curve["at_zero"]["f1"]}
 
 
 def batch_words(config: Config) -> int:

@@ -54,6 +54,9 @@ def test_a_whole_run_adds_the_new_type_and_writes_a_calibrated_pipeline(
     assert summary["n_train_docs"] >= summary["n_dev_docs"] > 0
     assert summary["dev"] == "20% of TRAIN" and "ents_f" in summary["dev_scores"]
     assert summary["settings"]["max_steps"] == 4 and summary["train_seconds"] > 0
+    # The threshold best on the dev split is in the saved config, so a load applies it.
+    assert 0.0 <= summary["threshold"]["threshold"] == pipe.cfg["threshold"] <= 1.0
+    assert summary["threshold"]["dev_f1"] >= summary["threshold"]["dev_f1_at_0"]
     config = spacy.load(output).config
     assert config["training"]["before_update"]["@callbacks"] == "spacy_bert_ner.rehearse.v1"
     assert sorted(p.name for p in output.parent.iterdir()) == ["adapted"]  # no temporary left
