@@ -33,7 +33,7 @@ from thinc.api import Config
 from wasabi import msg
 
 from ..errors import BertNERError, check_fraction
-from ..evaluation.calibration import calibrate_pipeline
+from ..evaluation.calibration import Objective, calibrate_pipeline
 from ..evaluation.threshold import threshold_curve
 from ..experiments.recipe import fitted_rate
 from ..io import atomic_directory, read_json_object, write_json
@@ -115,9 +115,7 @@ def adapt_pipeline(
             ),
         }
         with atomic_directory(output) as tmp_output:
-            summary["calibration"] = calibrate_pipeline(
-                str(best), work / "dev.spacy", tmp_output, settings.gpu_id
-            )
+            summary["calibration"] = calibrate(best, work / "dev.spacy", tmp_output, settings)
             if settings.choose_threshold:
                 summary["threshold"] = choose_threshold(
                     tmp_output, work / "dev.spacy", single_bert_ner_pipe(nlp, model)[0], settings
@@ -208,6 +206,16 @@ def adapt_config(
             },
         }
     return config
+
+
+def calibrate(pipeline: Path, dev: Path, output: Path, settings: AdaptSettings) -> dict[str, Any]:
+    """`calibrate`'s fit of the temperature on `dev`, by the decoded entities' log loss; by the
+    gold tags' NLL when the model decodes no entity there to fit on (a model barely trained)."""
+    try:
+        return calibrate_pipeline(str(pipeline), dev, output, settings.gpu_id)
+    except BertNERError as err:
+        msg.warn(f"calibration by entities failed ({err}); fitting on the gold tags instead")
+        return calibrate_pipeline(str(pipeline), dev, output, settings.gpu_id, Objective.tags)
 
 
 def choose_threshold(
