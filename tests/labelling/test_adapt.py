@@ -145,3 +145,21 @@ def test_dev_split_is_seeded_whole_runs_of_sentences() -> None:
     assert [run.text for run in other] != [run.text for run in dev]
     with pytest.raises(BertNERError, match="too small to cut a dev split"):
         split_dev([doc[:3].as_doc()], 0.2, seed=0, path=Path("t"))
+
+
+def test_calibration_falls_back_to_the_tags_when_no_entity_is_decoded(monkeypatch, tmp_path):
+    from spacy_bert_ner.evaluation.calibration import Objective
+    from spacy_bert_ner.labelling import adapt
+
+    calls = []
+
+    def calibrate_pipeline(model, dev, output, gpu_id, objective=Objective.entities):
+        calls.append(objective)
+        if objective is Objective.entities:
+            raise BertNERError("no entities decoded on the dev data to fit a temperature on")
+        return {"bert_ner": {"objective": objective.value}}
+
+    monkeypatch.setattr(adapt, "calibrate_pipeline", calibrate_pipeline)
+    fitted = adapt.calibrate(tmp_path, tmp_path / "dev.spacy", tmp_path, adapt.AdaptSettings())
+    assert calls == [Objective.entities, Objective.tags]
+    assert fitted == {"bert_ner": {"objective": "tags"}}
