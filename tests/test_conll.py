@@ -56,6 +56,22 @@ def test_conll2003_counts_match_published(data_dir: Path, name: str) -> None:
     assert {document.scheme for document in documents} == {"IOB1"}
 
 
+# sec-filings/SOURCE.txt: `word POS - NER` lines (the chunk column is "-"), IOB1, -DOCSTART-.
+SEC_FILINGS = {
+    "FIN5.txt": (5, 1164, 41010, {"LOC": 171, "MISC": 7, "ORG": 243, "PER": 747}),
+    "FIN3.txt": (3, 303, 13246, {"LOC": 39, "MISC": 7, "ORG": 56, "PER": 216}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEC_FILINGS))
+def test_sec_filings_counts_match_published(data_dir: Path, name: str) -> None:
+    docs, sentences, tokens, entities = SEC_FILINGS[name]
+    documents = read_conll(data_dir / "sec-filings" / name)
+    assert ConllStats.from_documents(documents) == ConllStats(docs, sentences, tokens, entities)
+    assert {document.scheme for document in documents} == {"IOB1"}
+    assert all(document.pos is not None for document in documents)
+
+
 # Tokens from conll2002/SOURCE.txt (Dutch excludes its -DOCSTART- lines). Files without
 # -DOCSTART- (Spanish) are cut into docs of n_sents=10 sentences.
 CONLL2002 = {

@@ -269,3 +269,25 @@ def test_project_run_distill_offline(project: Path, tiny_bert: Path) -> None:
     shutil.rmtree(teachers / "seed-2")
     rerun = project_run("distill", project, **variables)
     assert "teachers to train (seeds): 2" in rerun
+
+
+def test_project_run_adapt_offline(project: Path, tiny_bert: Path, data_dir: Path) -> None:
+    """The `adapt` workflow: the base model on the CoNLL slices, adapted on a slice of the SEC
+    filings' FIN5 (copied into assets/ as the docs say), scored on FIN3 and on CoNLL test."""
+    for name in ("FIN5.txt", "FIN3.txt"):
+        with open(data_dir / "sec-filings" / name, encoding="utf8") as source:
+            head = [line for _, line in zip(range(2 * SLICE_LINES), source, strict=False)]
+        (project / "assets" / name).write_text("".join(head), encoding="utf8")
+    variables = {"model_name": tiny_bert, "max_steps": 2, "eval_frequency": 2,
+                 "adapt_max_steps": 4, "adapt_eval_frequency": 2}  # fmt: skip
+    project_run("adapt", project, **variables)
+    summary = json.loads((project / "training" / "adapted" / "adapt.json").read_text())
+    assert summary["rehearse"] == "corpus/eng.train.spacy" and summary["dev"] == "20% of TRAIN"
+    assert summary["n_dev_docs"] > 0 and summary["settings"]["max_steps"] == 4
+    for name in ("adapt-test", "adapt-conll"):
+        metrics = json.loads((project / "metrics" / f"{name}.json").read_text())
+        assert 0.0 <= metrics["conlleval"]["f1"] <= 1.0
+        assert metrics["generalisation"]["unseen"]["support"] > 0, name
+    again = project_run("adapt", project, **variables)
+    for command in ("adapt-run", "adapt-evaluate"):
+        assert f"Skipping '{command}': nothing changed" in again, again

@@ -17,12 +17,22 @@ def evaluate(
     plot: Path = typer.Option(None, "--plot", help="PNG with per-type scores and confusions"),
     errors_html: Path = typer.Option(None, "--errors-html", help="displaCy page of errors"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+    train: Path = typer.Option(
+        None, "--train", help="Training corpus (.spacy or CoNLL): also score seen/unseen entities"
+    ),
 ) -> None:
-    """Predict on gold data and report seqeval scores (conlleval and strict IOB2)."""
+    """Predict on gold data and report seqeval scores (conlleval and strict IOB2); with
+    --train, also P/R/F1 of the entities seen and unseen in training (text with that label)."""
     from ..evaluation.command import evaluate_pipeline
 
     evaluate_pipeline(
-        model, data_path, output=output, plot=plot, errors_html=errors_html, gpu_id=gpu_id
+        model,
+        data_path,
+        output=output,
+        plot=plot,
+        errors_html=errors_html,
+        gpu_id=gpu_id,
+        train=train,
     )
 
 

@@ -1,6 +1,7 @@
 """Commands that fit weights: `train` (one process, or data-parallel on Ray Train), `tune`,
 `continual`, `active-learning`, `calibrate` (a temperature, a feature calibrator and
-guaranteed thresholds per bert_ner), and
+guaranteed thresholds per bert_ner), `adapt` (a trained pipeline fine-tuned on a new domain),
+and
 `teacher-distributions` (what a distilled student learns from)."""
 
 from pathlib import Path
@@ -209,7 +210,7 @@ def calibrate(
             raise BertNERError(f"{option}: {value} is not between 0 and 1")
     calibrate_pipeline(
         model, dev_path, output, gpu_id, Objective(objective),
-        method=parse_choice(Method, method, "--method"), train_path=train,
+        method=parse_choice(Method, method, "--method"), train_paths=[train] if train else [],
         target_precision=target_precision, risk=risk,
     )  # fmt: skip
 
@@ -231,3 +232,59 @@ def teacher_distributions(
     compute_teacher_distributions(
         teachers, corpus, output, limit=limit, docs_per_batch=docs_per_batch, gpu_id=gpu_id
     )
+
+
+@app.command()
+def adapt(
+    model: str = typer.Argument(..., help="Trained pipeline directory or installed package name"),
+    train: Path = typer.Argument(
+        ..., help="In-domain data: .spacy, CoNLL or a Label Studio export"
+    ),
+    output: Path = typer.Argument(..., help="Directory for the adapted pipeline (must not exist)"),
+    dev: Path = typer.Option(None, "--dev", help="In-domain dev set (default: cut from TRAIN)"),
+    rehearse: Path = typer.Option(
+        None, "--rehearse", help="Corpus of the old domain whose texts to rehearse on"
+    ),
+    max_steps: int = typer.Option(300, "--max-steps", help="Updates of the run"),
+    eval_frequency: int = typer.Option(50, "--eval-frequency", help="Updates between dev scores"),
+    dev_share: float = typer.Option(0.2, "--dev-share", help="Share of TRAIN cut for dev"),
+    learn_rate: float = typer.Option(
+        None, "--learn-rate", help="Peak learning rate (default: the pipeline's config's)"
+    ),
+    rehearse_ratio: float = typer.Option(
+        1.0, "--rehearse-ratio", help="Rehearsal words per step, as a share of the update's"
+    ),
+    choose_threshold: bool = typer.Option(
+        True, "--choose-threshold/--no-threshold", help="Set the entity threshold best on dev"
+    ),
+    label_map: list[str] = typer.Option(
+        [], "--label-map", help="FROM=TO: read the data's label FROM as TO (repeatable)"
+    ),
+    new_labels: bool = typer.Option(
+        True, "--new-labels/--no-new-labels", help="Add the data's labels the pipeline lacks"
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the dev split, batches and dropout"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    """Fine-tune a trained pipeline on your own documents, rehearsing its old domain; keep the
+    checkpoint best on an in-domain dev set, calibrated on it, with the entity threshold best
+    there."""
+    from ..errors import BertNERError
+    from ..labelling.adapt import AdaptSettings, adapt_pipeline
+
+    pairs = [item.split("=", 1) for item in label_map]
+    if any(len(pair) != 2 or not all(pair) for pair in pairs):
+        raise BertNERError(f"--label-map: give FROM=TO pairs, got {' '.join(label_map)}")
+    settings = AdaptSettings(
+        max_steps=max_steps,
+        eval_frequency=eval_frequency,
+        dev_share=dev_share,
+        learn_rate=learn_rate,
+        rehearse_ratio=rehearse_ratio,
+        choose_threshold=choose_threshold,
+        label_map=dict(pairs),
+        new_labels=new_labels,
+        seed=seed,
+        gpu_id=gpu_id,
+    )
+    adapt_pipeline(model, train, output, dev=dev, rehearse=rehearse, settings=settings)

@@ -180,14 +180,14 @@ def calibrate_pipeline(
     objective: Objective = Objective.entities,
     *,
     method: Method = Method.features,
-    train_path: Path | None = None,
+    train_paths: Sequence[Path] = (),
     target_precision: float | None = None,
     risk: float = 0.1,
 ) -> dict[str, dict[str, Any]]:
     """Fit each bert_ner component's temperature on the gold docs of `dev_path` by `objective`,
     then (`Method.features`) the feature calibrator on top of it, and (with
     `target_precision`) each label's guaranteed threshold, and write the pipeline with them to
-    `output`. `train_path`'s gold entities become the components' training mentions. Returns,
+    `output`. The gold entities of `train_paths` join the components' training mentions. Returns,
     per component, what was fitted and the dev loss of the objective before and after."""
     nlp = load_pipeline(model, gpu_id)
     pipes = bert_ner_pipes(nlp)
@@ -196,10 +196,10 @@ def calibrate_pipeline(
     gold_docs = load_gold_docs(Path(dev_path), nlp.vocab)
     if not gold_docs:
         raise BertNERError(f"{dev_path}: no documents to calibrate on")
-    if train_path is not None:
+    for train_path in train_paths:
         mentions = TrainingMentions.from_docs(load_gold_docs(Path(train_path), nlp.vocab))
         for _, pipe in pipes:
-            pipe.mentions = mentions
+            pipe.mentions = pipe.mentions | mentions
     fitted = {}
     for name, pipe in pipes:
         fitted[name] = _fit_temperature(nlp, name, pipe, gold_docs, objective)

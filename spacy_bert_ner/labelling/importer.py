@@ -70,10 +70,9 @@ def annotated_doc(nlp: spacy.Language, task: Annotated) -> tuple[Doc | None, str
     return doc, None
 
 
-def import_annotations(export: Path, output: Path, lang: str = "en") -> tuple[int, list[str]]:
-    """Write the readable tasks of `export` to `output` (.spacy); returns how many were written
-    and one line per task left out."""
-    nlp = spacy.blank(lang)
+def annotated_docs(export: Path, nlp: spacy.Language) -> tuple[list[Doc], list[str]]:
+    """The documents of the readable tasks of `export`, tokenized by `nlp`, and one line per
+    task left out (each also printed to stderr)."""
     docs, left_out = [], []
     for task in read_export(Path(export)):
         doc, problem = (None, task.problem) if task.problem else annotated_doc(nlp, task)
@@ -83,6 +82,13 @@ def import_annotations(export: Path, output: Path, lang: str = "en") -> tuple[in
             typer.echo(f"\u26a0 left out: {left_out[-1]}", err=True)
         else:
             docs.append(doc)
+    return docs, left_out
+
+
+def import_annotations(export: Path, output: Path, lang: str = "en") -> tuple[int, list[str]]:
+    """Write the readable tasks of `export` to `output` (.spacy); returns how many were written
+    and one line per task left out."""
+    docs, left_out = annotated_docs(export, spacy.blank(lang))
     with atomic_path(output) as tmp:
         DocBin(docs=docs).to_disk(tmp)
     entities = sum(len(doc.ents) for doc in docs)

@@ -47,6 +47,10 @@ class TrainingMentions:
     def __bool__(self) -> bool:
         return bool(self._keys)
 
+    def __or__(self, other: "TrainingMentions") -> "TrainingMentions":
+        """The mentions of both: a model fine-tuned on new data knows its old corpus too."""
+        return TrainingMentions(self._keys | other._keys)
+
     def contains(self, text: str, label: str) -> bool:
         """Whether a mention with this text and label occurred in training."""
         return mention_key(text, label) in self._keys

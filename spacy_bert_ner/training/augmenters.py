@@ -1,4 +1,7 @@
-"""Case augmentation: train on some texts in lower, upper or title case.
+"""Augmenters for `spacy.Corpus.v1` and `spacy_bert_ner.SentenceRuns.v1`: case variants, and
+mention replacement.
+
+Case augmentation: train on some texts in lower, upper or title case.
 
 CoNLL-2003 mixes ordinary text with all-caps headlines and sports tables, and users' documents
 differ again (lower-cased chat, upper-cased forms). An uncased encoder with bert_ner's case
@@ -8,11 +11,12 @@ counter to that, in the way spaCy's own `spacy.lower_case.v1` augmenter lower-ca
 """
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.training import Example
+from spacy.training import Corpus, Example
 from spacy.util import registry
 
 from ..errors import BertNERError
@@ -66,3 +70,98 @@ def case_variant(nlp: Language, example: Example, change: Callable[[str], str]) 
     reference.from_array(TOKEN_ATTRS, example.reference.to_array(TOKEN_ATTRS))  # type: ignore[arg-type]
     reference.user_data = dict(example.reference.user_data)
     return Example(changed(example.predicted), reference)
+
+
+@registry.augmenters("spacy_bert_ner.mention_replacement.v1")
+def create_mention_replacement(path: Path | None, probability: float = 0.3) -> Augmenter:
+    """An augmenter that swaps, with `probability` each, an example's entities for another
+    mention of the same type from the corpus at `path` (usually the training corpus itself):
+    mention replacement (Dai and Adel 2020, "An Analysis of Simple Data Augmentation for
+    Named Entity Recognition"). The context stays and the name changes, so the model must
+    read the context rather than remember names: a lever for entities unseen in training.
+
+    The pool is the distinct mentions of each type (one draw per distinct name, so rare names
+    come up as often as frequent ones), read on first use. A changed example keeps its
+    sentence starts and entities; other token annotations (part-of-speech tags) are dropped,
+    so use it for a pipeline whose only trained component is bert_ner.
+    """
+    if not 0.0 <= probability <= 1.0:
+        raise BertNERError(
+            f"spacy_bert_ner.mention_replacement.v1: probability must be in 0..1, got {probability}"
+        )
+    if path is None:
+        raise BertNERError(
+            "spacy_bert_ner.mention_replacement.v1: no corpus path to draw mentions from; set "
+            "it (e.g. path = ${paths.train})"
+        )
+    pools: dict[str, list[tuple[str, ...]]] = {}
+
+    def augment(nlp: Language, example: Example) -> Iterator[Example]:
+        if not pools:
+            pools.update(mention_pools(Corpus(path)(nlp)))
+        yield replaced_mentions(nlp, example, pools, probability)
+
+    return augment
+
+
+def mention_pools(examples: Iterable[Example]) -> dict[str, list[tuple[str, ...]]]:
+    """The distinct mentions (their words) of each entity type of the examples' gold, sorted
+    so that a seed draws the same ones on every machine."""
+    found: dict[str, set[tuple[str, ...]]] = {}
+    for example in examples:
+        for ent in example.reference.ents:
+            found.setdefault(ent.label_, set()).add(tuple(t.text for t in ent))
+    if not found:
+        raise BertNERError("spacy_bert_ner.mention_replacement.v1: the corpus holds no entities")
+    return {label: sorted(mentions) for label, mentions in sorted(found.items())}
+
+
+def replaced_mentions(
+    nlp: Language, example: Example, pools: dict[str, list[tuple[str, ...]]], probability: float
+) -> Example:
+    """`example` with each entity replaced, with `probability`, by a random mention of its
+    type from `pools`; the example itself when none is drawn."""
+    ref = example.reference
+    words: list[str] = []
+    spaces: list[bool] = []
+    tags: list[str] = []
+    starts: list[bool] = []
+    changed = False
+    position = 0
+    for ent in ref.ents:
+        _keep(ref, position, ent.start, words, spaces, tags, starts)
+        pool = pools.get(ent.label_, [])
+        if pool and random.random() < probability:
+            mention = random.choice(pool)
+            changed = changed or mention != tuple(t.text for t in ent)
+        else:
+            mention = tuple(t.text for t in ent)
+        words += mention
+        spaces += [True] * (len(mention) - 1) + [bool(ent[-1].whitespace_)]
+        tags += [f"B-{ent.label_}"] + [f"I-{ent.label_}"] * (len(mention) - 1)
+        starts += [bool(ent[0].is_sent_start)] + [False] * (len(mention) - 1)
+        position = ent.end
+    if not changed:
+        return example
+    _keep(ref, position, len(ref), words, spaces, tags, starts)
+    has_starts = ref.has_annotation("SENT_START")
+    gold = Doc(nlp.vocab, words=words, spaces=spaces, ents=tags,
+               sent_starts=starts if has_starts else None)  # type: ignore[arg-type]  # fmt: skip
+    return Example(Doc(nlp.vocab, words=words, spaces=spaces), gold)
+
+
+def _keep(
+    doc: Doc,
+    start: int,
+    end: int,
+    words: list[str],
+    spaces: list[bool],
+    tags: list[str],
+    starts: list[bool],
+) -> None:
+    """Append tokens `start`..`end` of `doc`, outside any entity, as they are."""
+    for token in doc[start:end]:
+        words.append(token.text)
+        spaces.append(bool(token.whitespace_))
+        tags.append("O")
+        starts.append(bool(token.is_sent_start))

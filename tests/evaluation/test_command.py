@@ -155,6 +155,38 @@ def test_cli_evaluate(ruler_model: Path, gold_docbin: Path, tmp_path: Path) -> N
     assert len(lines) == 1 and f"model not found: {missing}" in lines[0]
 
 
+def test_cli_evaluate_with_train_scores_seen_and_unseen(
+    ruler_model: Path, gold_docbin: Path, tmp_path: Path
+) -> None:
+    """Trained on "Angela Merkel" (PER) alone: the ruler's two finds split into the seen
+    Angela Merkel and the unseen Paris; Merkel, Macron and Berlin are unseen and missed."""
+    from spacy_bert_ner.cli import app
+
+    train = tmp_path / "train.spacy"
+    DocBin(docs=[make_doc(["Angela", "Merkel", "spoke"], [(0, 2, "PER")])]).to_disk(train)
+    output = tmp_path / "metrics.json"
+    args = ["evaluate", str(ruler_model), str(gold_docbin), "--train", str(train)]
+    args += ["-o", str(output)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    scores = json.loads(output.read_text())["generalisation"]
+    assert scores["seen"]["precision"] == scores["seen"]["recall"] == 1.0
+    assert scores["seen"]["support"] == 1 and scores["unseen"]["support"] == 4
+    assert scores["unseen"]["precision"] == 1.0 and scores["unseen"]["recall"] == 0.25
+    assert scores["train_path"] == str(train)
+    assert "unseen: 80.0% of gold entities" in result.output
+
+    DocBin(docs=[make_doc(["no", "names"], [])]).to_disk(train)
+    missing = tmp_path / "nope.spacy"
+    for path, line in (
+        (train, f"--train: {train} holds no entities"),
+        (missing, f"--train: training corpus not found: {missing}"),
+    ):
+        result = CliRunner().invoke(app, [*args[:3], "--train", str(path)])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert line in result.output
+
+
 # --- agreement on real predictions ------------------------------------------------------
 
 TESTB_SLICE_LINES = 1000

@@ -31,3 +31,13 @@ def test_bytes_round_trip_is_equal_and_deterministic():
     loaded = TrainingMentions.from_bytes(mentions.to_bytes())
     assert loaded.contains("A", "PER") and loaded.contains("B", "ORG") and len(loaded) == 2
     assert not TrainingMentions() and not TrainingMentions.from_bytes(TrainingMentions().to_bytes())
+
+
+def test_union_keeps_the_mentions_of_both():
+    old, new = (
+        TrainingMentions([mention_key("Paris", "LOC")]),
+        TrainingMentions([mention_key("ERISA", "ORG")]),
+    )
+    both = old | new
+    assert both.contains("Paris", "LOC") and both.contains("ERISA", "ORG") and len(both) == 2
+    assert len(old) == 1  # the operands are left as they were

@@ -9,7 +9,7 @@ from spacy.training import Example
 from spacy.util import registry
 
 from spacy_bert_ner.errors import BertNERError
-from spacy_bert_ner.training.augmenters import create_case_augmenter
+from spacy_bert_ner.training.augmenters import create_case_augmenter, create_mention_replacement
 
 WORDS = ["Angela", "Merkel", "visited", "Paris", ".", "She", "left", "."]
 ENTS = ["B-PER", "I-PER", "O", "B-LOC", "O", "O", "O", "O"]
@@ -76,3 +76,69 @@ def test_sentence_runs_apply_the_augmenter_to_each_run(tmp_path):
         ["SHE", "LEFT", "."],
     ]
     assert [e.text for e in runs[0].reference.ents] == ["ANGELA MERKEL", "PARIS"]
+
+
+# --- mention replacement ------------------------------------------------------------------
+
+
+def pool_corpus(nlp: spacy.Language, path) -> None:
+    """Mentions to draw from: PER "Ada Lovelace" (twice: drawn as one), LOC "New York"."""
+    words = ["Ada", "Lovelace", "met", "Ada", "Lovelace", "in", "New", "York"]
+    ents = ["B-PER", "I-PER", "O", "B-PER", "I-PER", "O", "B-LOC", "I-LOC"]
+    DocBin(docs=[Doc(nlp.vocab, words=words, ents=ents)]).to_disk(path)
+
+
+def test_mention_replacement_swaps_names_and_keeps_context_and_sentences(tmp_path):
+    nlp = spacy.blank("en")
+    pool_corpus(nlp, tmp_path / "pool.spacy")
+    augment = create_mention_replacement(tmp_path / "pool.spacy", probability=1.0)
+    (changed,) = augment(nlp, example(nlp))
+    words = ["Ada", "Lovelace", "visited", "New", "York", ".", "She", "left", "."]
+    assert [t.text for t in changed.reference] == words == [t.text for t in changed.predicted]
+    assert [(e.text, e.label_) for e in changed.reference.ents] == [
+        ("Ada Lovelace", "PER"),
+        ("New York", "LOC"),
+    ]
+    starts = [True, False, False, False, False, False, True, False, False]
+    assert [t.is_sent_start for t in changed.reference] == starts
+    assert not changed.predicted.has_annotation("ENT_IOB")  # the words only, to predict on
+
+
+def test_mention_replacement_comes_at_its_rate_and_from_distinct_mentions(tmp_path):
+    nlp = spacy.blank("en")
+    pool_corpus(nlp, tmp_path / "pool.spacy")
+    original = example(nlp)
+    assert next(create_mention_replacement(tmp_path / "pool.spacy", 0.0)(nlp, original)) is original
+    augment = create_mention_replacement(tmp_path / "pool.spacy", probability=0.3)
+    random.seed(0)
+    firsts = [next(augment(nlp, example(nlp))).reference[0].text for _ in range(2000)]
+    assert firsts.count("Ada") / len(firsts) == pytest.approx(0.3, abs=0.03)
+    assert set(firsts) == {"Ada", "Angela"}
+    # A type the pool lacks (MISC here) is never replaced.
+    gold = Doc(nlp.vocab, words=["the", "Euro"], ents=["O", "B-MISC"])
+    (same,) = augment(nlp, Example(Doc(nlp.vocab, words=["the", "Euro"]), gold))
+    assert [t.text for t in same.reference] == ["the", "Euro"]
+
+
+def test_mention_replacement_refusals(tmp_path):
+    nlp = spacy.blank("en")
+    with pytest.raises(BertNERError, match="probability must be in 0..1"):
+        create_mention_replacement(tmp_path / "pool.spacy", probability=1.5)
+    with pytest.raises(BertNERError, match="no corpus path"):
+        create_mention_replacement(None)
+    DocBin(docs=[Doc(nlp.vocab, words=["no", "names"])]).to_disk(tmp_path / "empty.spacy")
+    augment = create_mention_replacement(tmp_path / "empty.spacy")
+    with pytest.raises(BertNERError, match="holds no entities"):
+        next(augment(nlp, example(nlp)))
+
+
+def test_mention_replacement_is_registered_for_configs(tmp_path):
+    nlp = spacy.blank("en")
+    pool_corpus(nlp, tmp_path / "pool.spacy")
+    DocBin(docs=[example(nlp).reference]).to_disk(tmp_path / "train.spacy")
+    augmenter = {"@augmenters": "spacy_bert_ner.mention_replacement.v1",
+                 "path": str(tmp_path / "pool.spacy"), "probability": 1.0}  # fmt: skip
+    reader = {"@readers": "spacy_bert_ner.SentenceRuns.v1", "path": str(tmp_path / "train.spacy")}
+    config = {"corpus": {**reader, "augmenter": augmenter}}
+    (run,) = registry.resolve(config)["corpus"](nlp)
+    assert [e.text for e in run.reference.ents] == ["Ada Lovelace", "New York"]
