@@ -48,6 +48,12 @@ def test_a_whole_run_adds_the_new_type_and_writes_a_calibrated_pipeline(
     pipe = spacy.load(output).get_pipe("bert_ner")
     assert pipe.labels == ("LOC", "MISC", "PER")
     assert pipe.cfg["temperature"] != 1.0  # calibrated on the dev split
+    # The calibrator knows what the adapted model saw: the rehearsal corpus and the train split.
+    old_ents = [
+        ent for doc in DocBin().from_disk(old_corpus).get_docs(pipe.vocab) for ent in doc.ents
+    ]
+    assert old_ents and all(pipe.mentions.seen(ent) for ent in old_ents)
+    assert len(pipe.mentions) > len({(ent.text, ent.label_) for ent in old_ents})
     summary = json.loads((output / "adapt.json").read_text())
     assert summary["new_labels"] == ["MISC"]
     assert summary["label_mapping"] == {"LOC": "LOC", "MISC": "MISC", "per": "PER"}
@@ -153,13 +159,19 @@ def test_calibration_falls_back_to_the_tags_when_no_entity_is_decoded(monkeypatc
 
     calls = []
 
-    def calibrate_pipeline(model, dev, output, gpu_id, objective=Objective.entities):
+    def calibrate_pipeline(
+        model, dev, output, gpu_id, objective=Objective.entities, *, train_paths
+    ):
         calls.append(objective)
+        assert train_paths == [tmp_path / "train.spacy"]
         if objective is Objective.entities:
             raise BertNERError("no entities decoded on the dev data to fit a temperature on")
         return {"bert_ner": {"objective": objective.value}}
 
     monkeypatch.setattr(adapt, "calibrate_pipeline", calibrate_pipeline)
-    fitted = adapt.calibrate(tmp_path, tmp_path / "dev.spacy", tmp_path, adapt.AdaptSettings())
+    trained_on = [tmp_path / "train.spacy"]
+    fitted = adapt.calibrate(
+        tmp_path, tmp_path / "dev.spacy", tmp_path, trained_on, adapt.AdaptSettings()
+    )
     assert calls == [Objective.entities, Objective.tags]
     assert fitted == {"bert_ner": {"objective": "tags"}}
