@@ -127,6 +127,11 @@ def fit_on_dev(
     what was fitted."""
     fitted: dict[str, Any] = {}
     labels = [label for doc in decoded.spans for *_, label in doc]
+    if features and not labels:
+        # A model barely trained decodes nothing; a fit on no entities has no weights.
+        msg.warn(f"{pipe.name}: no entity decoded on dev; no feature calibrator fitted, the "
+                 "temperature alone calibrates")  # fmt: skip
+        features = False
     if features:
         if not pipe.mentions:
             msg.warn(f"{pipe.name}: no training mentions (pass --train CORPUS); the calibrator "
@@ -142,10 +147,12 @@ def fit_on_dev(
         msg.good(f"{pipe.name}: feature calibrator fitted, dev entity log loss {loss:.4f}")
     if target_precision is not None:
         documents = np.array([i for i, doc in enumerate(decoded.spans) for _ in doc])
-        chosen = guaranteed_thresholds(
-            span_scores(pipe, decoded), decoded.correct, pipe.labels, labels,
-            target_precision, risk, documents,
-        )  # fmt: skip
+        chosen: dict[str, float | None] = dict.fromkeys(pipe.labels)  # nothing decoded: none
+        if labels:
+            chosen = guaranteed_thresholds(
+                span_scores(pipe, decoded), decoded.correct, pipe.labels, labels,
+                target_precision, risk, documents,
+            )  # fmt: skip
         pipe.cfg["guaranteed_thresholds"] = fitted["guaranteed_thresholds"] = chosen
         shown = ", ".join(f"{k} {'none' if t is None else t}" for k, t in chosen.items())
         msg.good(f"{pipe.name}: thresholds for precision >= {target_precision} "

@@ -4,13 +4,16 @@ thresholds that `threshold = "guaranteed"` applies."""
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import spacy
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 from spacy_bert_ner.cli import app
+from spacy_bert_ner.evaluation.feature_fit import fit_on_dev
 from spacy_bert_ner.pipeline.mentions import TrainingMentions
 
 from ..conftest import tiny_examples
@@ -81,6 +84,16 @@ def test_temperature_method_fits_no_calibrator(trained_tiny, gold, tmp_path):
     assert result.exit_code == 0, result.output
     pipe = spacy.load(out).get_pipe("bert_ner")
     assert pipe.cfg["calibrator"] is None and pipe.cfg["temperature"] != 1.0
+
+
+def test_no_entity_decoded_on_dev_fits_no_calibrator(trained_tiny):
+    """A model that decodes nothing on dev (barely trained) keeps its temperature alone: a
+    fit on no entities has no weights, and NaN weights made an unreadable cfg."""
+    pipe = spacy.load(trained_tiny).get_pipe("bert_ner")
+    nothing = SimpleNamespace(spans=[[], []], correct=np.zeros(0, dtype=bool))
+    fitted = fit_on_dev(pipe, nothing, True, 0.9, 0.1)
+    assert "calibrator" not in fitted and pipe.cfg["calibrator"] is None
+    json.dumps(pipe.cfg, allow_nan=False)
 
 
 def test_guaranteed_threshold_applies_the_saved_thresholds(calibrated):
