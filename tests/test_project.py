@@ -204,8 +204,7 @@ def test_project_run_active_learning_offline(project: Path, tiny_encoder: Path) 
         project,
         config=with_encoder(project, "cpu.cfg", "bert_ner", tiny_encoder),
         al_seed_sentences=6,
-        al_rounds=2,
-        al_per_round=3,
+        al_sizes="3,6",
         al_random_seeds=1,
     )
     metrics = json.loads((project / "metrics" / "active-learning.json").read_text())

@@ -135,17 +135,23 @@ def continual(
 
 @app.command("active-learning")
 def active_learning(
-    config_path: Path = typer.Argument(..., help="Training config (its encoder and component)"),
+    source: Path = typer.Argument(
+        ..., help="Training config (a base model is trained), or a trained pipeline to adapt"
+    ),
     train: Path = typer.Argument(..., help=".spacy or CoNLL training corpus: seed set and pool"),
-    dev: Path = typer.Argument(..., help=".spacy or CoNLL dev corpus to score each round on"),
+    dev: Path = typer.Argument(..., help=".spacy or CoNLL corpus to score each round on"),
     work_dir: Path = typer.Argument(..., help="Directory for the base model"),
     output: Path = typer.Option(None, "--output", "-o", help="Metrics JSON to write"),
     plot: Path = typer.Option(None, "--plot", help="PNG of dev F1 against labelled sentences"),
     model_name: str = typer.Option(None, "--model-name", help="Encoder instead of the config's"),
-    seed_sentences: int = typer.Option(1000, "--seed-sentences", help="Base model's sentences"),
-    rounds: int = typer.Option(4, "--rounds", help="Labelling rounds per strategy"),
-    per_round: int = typer.Option(250, "--per-round", help="Sentences labelled per round"),
-    random_seeds: int = typer.Option(3, "--random-seeds", help="Random chains (seeds 0..N-1)"),
+    seed_sentences: int = typer.Option(
+        None, "--seed-sentences", help="Base model's sentences (1000; 0 from a pipeline)"
+    ),
+    sizes: str = typer.Option(
+        "250,500,750,1000", "--sizes", help="Sentences labelled after each round, comma-separated"
+    ),
+    round_epochs: int = typer.Option(1, "--round-epochs", help="Passes per round's update"),
+    random_seeds: int = typer.Option(3, "--random-seeds", help="Chains per strategy (seeds 0..N)"),
     pool_limit: int = typer.Option(0, "--pool-limit", help="Pool sentences (0: all the rest)"),
     dev_limit: int = typer.Option(0, "--dev-limit", help="Dev documents scored (0: all)"),
     base_epochs: int = typer.Option(3, "--base-epochs", help="Passes over the seed set"),
@@ -155,10 +161,12 @@ def active_learning(
     (select's expected errors) against random ones, dev F1 after each round."""
     from ..experiments.active_learning import ActiveLearningSettings, run_active_learning
 
+    if seed_sentences is None:
+        seed_sentences = 0 if source.is_dir() else 1000
     settings = ActiveLearningSettings(
         seed_sentences=seed_sentences,
-        rounds=rounds,
-        per_round=per_round,
+        sizes=_sizes(sizes),
+        round_epochs=round_epochs,
         random_seeds=tuple(range(random_seeds)),
         pool_limit=pool_limit,
         dev_limit=dev_limit,
@@ -166,8 +174,15 @@ def active_learning(
         seed=seed,
     )
     run_active_learning(
-        config_path, train, dev, work_dir, settings, output=output, plot=plot, model_name=model_name
+        source, train, dev, work_dir, settings, output=output, plot=plot, model_name=model_name
     )
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"whole numbers separated by commas, got {text!r}") from None
 
 
 @app.command()

@@ -1,19 +1,21 @@
 """The active-learning experiment: does `select --strategy uncertainty` pick sentences that
 teach the model more than random ones, with gold annotations standing in for the annotator?
 
-From the training corpus, cut into sentences: a random seed set (`seed_sentences`) trains the
-base model from the config's encoder; the rest is the pool. Each chain (uncertainty, and
-random with each of `random_seeds`) then runs `rounds` rounds from a copy of the base model:
-choose `per_round` pool sentences (uncertainty: the most expected entity errors, the measure
-`select` ranks by; random: a seeded sample), add them to the labelled set, fine-tune on the
-new sentences plus as many labelled ones replayed at random (the update a labelling loop can
-afford each round: retraining on everything would cost each round more than the last), and
-score dev F1. Every chain trains with the same recipe, batches and seeds, so the strategies
-differ only in which sentences they labelled.
+The base model is either trained here, from the config's encoder on a random seed set of the
+training corpus's sentences (`seed_sentences`; the rest is the pool), or a trained pipeline
+given as `base_model` (adapting it to a new domain: the whole corpus is the pool, nothing is
+labelled yet). Each chain (uncertainty and random, each with every seed of `random_seeds`)
+then runs one round per entry of `sizes` from a copy of the base model: choose pool sentences
+until the labelled set beyond the seed set holds that many (uncertainty: the most expected
+entity errors, the measure `select` ranks by; random: a seeded sample), fine-tune
+`round_epochs` passes on the new sentences plus as many labelled ones replayed at random (the
+update a labelling loop can afford each round: retraining on everything would cost each
+round more than the last), and score dev F1. Every chain of a seed trains with the same
+recipe, batches and dropout, so the strategies differ only in which sentences they labelled.
 
-The figure of merit: the labelled sentences (beyond the seed set) uncertainty needed to reach
-the dev F1 random reached after its last round (mean over the random seeds), read off its
-curve by linear interpolation between rounds, as a share of random's.
+The figure of merit: the labelled sentences (beyond the seed set) uncertainty needed, on its
+mean curve over the seeds, to reach the dev F1 random reached after its last round (mean over
+the seeds), read off by linear interpolation between rounds, as a share of random's.
 """
 
 import random
@@ -49,16 +51,20 @@ class ActiveLearningSettings:
     """The simulation's sizes; the fine-tuning recipe is the config's (`recipe`: its optimizer
     and dropout, its schedule fitted to each run)."""
 
-    seed_sentences: int = 1000
-    rounds: int = 4
-    per_round: int = 250
-    random_seeds: tuple[int, ...] = (0, 1, 2)
+    seed_sentences: int = 1000  # 0 with a base model
+    sizes: tuple[int, ...] = (250, 500, 750, 1000)  # labelled beyond the seed set, per round
+    random_seeds: tuple[int, ...] = (0, 1, 2)  # the seeds of both strategies' chains
     pool_limit: int = 0  # sentences of the pool to choose from (0: all the others)
     dev_limit: int = 0  # dev documents to score on (0: all)
     base_epochs: int = 3
     round_epochs: int = 1
     words_per_batch: int = 464
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        rises = zip((0, *self.sizes), self.sizes, strict=False)
+        if not self.sizes or any(b <= a for a, b in rises):
+            raise BertNERError(f"active learning: sizes must rise from above 0, got {self.sizes}")
 
 
 def sentences_of(docs: Sequence[Doc]) -> list[Doc]:
@@ -121,8 +127,8 @@ def run_chain(
     rng = random.Random(seed)
     labelled, pool = list(labelled), list(pool)
     added, f1s, seconds = [0], [dev_f1(nlp, dev)], 0.0
-    for round_ in range(1, settings.rounds + 1):
-        n = min(settings.per_round, len(pool))
+    for round_, size in enumerate(settings.sizes, start=1):
+        n = min(size - added[-1], len(pool))
         if strategy == UNCERTAINTY:
             chosen = set(most_uncertain(nlp, pool, n))
         else:
@@ -151,7 +157,7 @@ def sentences_to_reach(added: Sequence[int], f1s: Sequence[float], target: float
 
 
 def run_active_learning(
-    config_path: Path,
+    source: Path,
     train: Path,
     dev: Path,
     work_dir: Path,
@@ -161,14 +167,19 @@ def run_active_learning(
     plot: Path | None = None,
     model_name: str | None = None,
 ) -> dict[str, Any]:
-    """Train the base model, run every chain, compare; write the JSON and the PNG."""
-    config = spacy.util.load_config(config_path)
-    if model_name:
-        config["components"]["bert_ner"]["model"]["name"] = model_name
-    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    """Train the base model (or take the pipeline `source` names), run every chain, compare;
+    write the JSON and the PNG. `source` is a training config, or a trained pipeline's
+    directory to adapt (then the fine-tuning recipe is its own config's)."""
+    from_pipeline = source.is_dir()
+    if from_pipeline and (settings.seed_sentences or model_name):
+        raise BertNERError(
+            f"{source}: a trained pipeline is the base model itself; the simulation takes no "
+            "seed set (seed sentences 0) and no encoder name with it"
+        )
+    nlp = spacy.load(source) if from_pipeline else _untrained(source, model_name)
     sentences = sentences_of(load_gold_docs(train, nlp.vocab))
     dev_docs = load_gold_docs(dev, nlp.vocab)[: settings.dev_limit or None]
-    needed = settings.seed_sentences + settings.rounds * settings.per_round
+    needed = settings.seed_sentences + settings.sizes[-1]
     if len(sentences) < needed or not dev_docs:
         raise BertNERError(
             f"{train}: {len(sentences)} sentences, the simulation needs {needed} (seed set and "
@@ -178,22 +189,22 @@ def run_active_learning(
     seed_set = sentences[: settings.seed_sentences]
     pool = sentences[settings.seed_sentences :]
     pool = pool[: settings.pool_limit or None]
-
-    msg.divider(f"active learning: base model on {len(seed_set)} sentences")
-    nlp.initialize(lambda: [Example(unannotated_copy(nlp, d), d) for d in seed_set])
-    base_seconds = fine_tune(nlp, seed_set, settings.base_epochs, settings, settings.seed)
-    base_model = work_dir / "base"
     work_dir.mkdir(parents=True, exist_ok=True)
-    nlp.to_disk(base_model)
+    if from_pipeline:
+        base_model, base_seconds = source, 0.0
+    else:
+        base_model, base_seconds = work_dir / "base", _train_base(nlp, seed_set, settings)
+        nlp.to_disk(base_model)
 
-    chains = [(UNCERTAINTY, settings.seed)] + [("random", s) for s in settings.random_seeds]
+    seeds = settings.random_seeds
+    chains = [(UNCERTAINTY, s) for s in seeds] + [("random", s) for s in seeds]
     results = []
     for strategy, seed in chains:
         msg.divider(f"active learning: {strategy} (seed {seed})")
         results.append(run_chain(base_model, strategy, seed, seed_set, pool, dev_docs, settings))
     metrics = {
         "settings": asdict(settings),
-        "config": str(config_path),
+        "source": str(source),
         "recipe": asdict(Recipe.of(nlp.config)),
         "n_pool": len(pool),
         "n_dev_docs": len(dev_docs),
@@ -210,16 +221,36 @@ def run_active_learning(
     return metrics
 
 
+def _untrained(config_path: Path, model_name: str | None) -> Language:
+    config = spacy.util.load_config(config_path)
+    if model_name:
+        config["components"]["bert_ner"]["model"]["name"] = model_name
+    return spacy.util.load_model_from_config(config, auto_fill=True)
+
+
+def _train_base(nlp: Language, seed_set: list[Doc], settings: ActiveLearningSettings) -> float:
+    """Initialise `nlp` on the seed set and train it there; the seconds it took."""
+    msg.divider(f"active learning: base model on {len(seed_set)} sentences")
+    nlp.initialize(lambda: [Example(unannotated_copy(nlp, d), d) for d in seed_set])
+    return fine_tune(nlp, seed_set, settings.base_epochs, settings, settings.seed)
+
+
 def summarise(chains: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Random's mean curve, and the share of its labelled sentences uncertainty needed to
-    reach random's final dev F1 (None if it never did)."""
+    """Each strategy's mean curve over its seeds, and the share of random's labelled
+    sentences uncertainty needed, on its mean curve, to reach random's final mean dev F1
+    (None if it never did)."""
+
+    def mean_curve(strategy_chains: list[dict[str, Any]]) -> list[float]:
+        curves = [c["dev_f1"] for c in strategy_chains]
+        return [statistics.fmean(values) for values in zip(*curves, strict=True)]
+
     randoms = [c for c in chains if c["strategy"] != UNCERTAINTY]
-    ours = next(c for c in chains if c["strategy"] == UNCERTAINTY)
-    curves = [c["dev_f1"] for c in randoms]
-    random_mean = [statistics.fmean(values) for values in zip(*curves, strict=True)]
+    ours = mean_curve([c for c in chains if c["strategy"] == UNCERTAINTY])
+    random_mean = mean_curve(randoms)
     random_added = randoms[0]["added"]
-    reached = sentences_to_reach(ours["added"], ours["dev_f1"], random_mean[-1])
+    reached = sentences_to_reach(random_added, ours, random_mean[-1])
     return {
+        "uncertainty_mean_dev_f1": ours,
         "random_mean_dev_f1": random_mean,
         "random_final_dev_f1": random_mean[-1],
         "uncertainty_sentences_to_random_final": reached,
@@ -234,9 +265,12 @@ def _print_summary(metrics: dict[str, Any]) -> None:
         (c["strategy"], c["seed"], *(f"{100 * f:.2f}" for f in c["dev_f1"]), f"{c['seconds']:.0f}")
         for c in chains
     ]
+    summary = metrics["summary"]
+    for strategy in (UNCERTAINTY, "random"):
+        curve = summary[f"{strategy}_mean_dev_f1"]
+        rows.append((strategy, "mean", *(f"{100 * f:.2f}" for f in curve), ""))
     msg.divider("dev F1 (conlleval) by labelled sentences added to the seed set")
     msg.table(rows, header=header, aligns=("l", "r", *["r"] * (len(header) - 2)), divider=True)
-    summary = metrics["summary"]
     share = summary["share_of_random"]
     final = 100 * summary["random_final_dev_f1"]
     if share is None:
@@ -250,19 +284,20 @@ def _print_summary(metrics: dict[str, Any]) -> None:
 
 
 def plot_active_learning(metrics: dict[str, Any], path: Path) -> Path:
-    """A PNG of dev F1 against labelled sentences, one line per chain."""
+    """A PNG of dev F1 against labelled sentences: each strategy's mean over its seeds, and
+    each chain as a faint line of the same colour."""
+    added = metrics["chains"][0]["added"]
+    colours = {UNCERTAINTY: "tab:blue", "random": "tab:orange"}
     with png_figure(path, figsize=(6.4, 4.8)) as (_, ax):
         for chain in metrics["chains"]:
-            is_ours = chain["strategy"] == UNCERTAINTY
-            ax.plot(
-                chain["added"],
-                [100 * f for f in chain["dev_f1"]],
-                marker="o",
-                linewidth=2 if is_ours else 1,
-                alpha=1.0 if is_ours else 0.6,
-                label=f"{chain['strategy']} (seed {chain['seed']})",
-            )
-        ax.set_xlabel(f"sentences labelled beyond the {metrics['settings']['seed_sentences']} seed")
+            f1s = [100 * f for f in chain["dev_f1"]]
+            ax.plot(added, f1s, color=colours[chain["strategy"]], linewidth=0.8, alpha=0.35)
+        for strategy, colour in colours.items():
+            curve = [100 * f for f in metrics["summary"][f"{strategy}_mean_dev_f1"]]
+            ax.plot(added, curve, color=colour, marker="o", linewidth=2, label=f"{strategy}, mean")
+        seed_set = metrics["settings"]["seed_sentences"]
+        beyond = f" beyond the {seed_set} seed" if seed_set else ""
+        ax.set_xlabel(f"sentences labelled{beyond}")
         ax.set_ylabel("dev F1 (%, conlleval)")
         ax.set_title("Active learning, gold as the annotator")
         ax.legend(frameon=False, fontsize=8)

@@ -9,8 +9,11 @@ import pytest
 import spacy
 from spacy.tokens import Doc, DocBin
 
+from spacy_bert_ner.conll import load_gold_docs
+from spacy_bert_ner.errors import BertNERError
 from spacy_bert_ner.experiments.active_learning import (
     ActiveLearningSettings,
+    dev_f1,
     most_uncertain,
     run_active_learning,
     sentences_of,
@@ -34,13 +37,15 @@ def test_sentences_to_reach_interpolates_between_rounds():
     assert sentences_to_reach(added, f1s, 0.9) is None  # never reached
 
 
-def test_summary_compares_uncertainty_with_the_mean_of_the_random_chains():
+def test_summary_compares_the_mean_curves_of_both_strategies():
     chains = [
-        {"strategy": "uncertainty", "seed": 0, "added": [0, 10, 20], "dev_f1": [0.5, 0.7, 0.8]},
+        {"strategy": "uncertainty", "seed": 0, "added": [0, 10, 20], "dev_f1": [0.5, 0.6, 0.8]},
+        {"strategy": "uncertainty", "seed": 1, "added": [0, 10, 20], "dev_f1": [0.5, 0.8, 0.8]},
         {"strategy": "random", "seed": 0, "added": [0, 10, 20], "dev_f1": [0.5, 0.55, 0.6]},
         {"strategy": "random", "seed": 1, "added": [0, 10, 20], "dev_f1": [0.5, 0.65, 0.8]},
     ]
     summary = summarise(chains)
+    assert summary["uncertainty_mean_dev_f1"] == pytest.approx([0.5, 0.7, 0.8])
     assert summary["random_mean_dev_f1"] == pytest.approx([0.5, 0.6, 0.7])
     assert summary["uncertainty_sentences_to_random_final"] == pytest.approx(10.0)
     assert summary["share_of_random"] == pytest.approx(0.5)
@@ -98,7 +103,7 @@ def test_a_whole_simulation_on_the_tiny_encoder(tiny_encoder, tmp_path):
     train = _write_corpus(tmp_path / "train.spacy", 10)  # 30 sentences
     dev = _write_corpus(tmp_path / "dev.spacy", 2)
     settings = ActiveLearningSettings(
-        seed_sentences=8, rounds=2, per_round=5, random_seeds=(0, 1), base_epochs=1
+        seed_sentences=8, sizes=(5, 10), random_seeds=(0, 1), base_epochs=1
     )
     metrics = run_active_learning(
         CPU_CFG,
@@ -112,6 +117,7 @@ def test_a_whole_simulation_on_the_tiny_encoder(tiny_encoder, tmp_path):
     )
     assert [(c["strategy"], c["seed"]) for c in metrics["chains"]] == [
         ("uncertainty", 0),
+        ("uncertainty", 1),
         ("random", 0),
         ("random", 1),
     ]
@@ -132,3 +138,36 @@ def test_too_small_a_corpus_is_one_clear_error(tiny_encoder, tmp_path):
     settings = ActiveLearningSettings(seed_sentences=8)
     with pytest.raises(Exception, match="6 sentences, the simulation needs 1008"):
         run_active_learning(CPU_CFG, train, train, tmp_path, settings, model_name=str(tiny_encoder))
+
+
+def test_a_trained_pipeline_is_the_base_model_and_the_whole_corpus_the_pool(trained_tiny, tmp_path):
+    """Adapting a trained pipeline: no seed set, rounds of rising sizes, round 0 is the
+    pipeline as given, and the recipe is the pipeline's own config's."""
+    train = _write_corpus(tmp_path / "train.spacy", 4)  # 12 sentences
+    dev = _write_corpus(tmp_path / "dev.spacy", 1)
+    settings = ActiveLearningSettings(
+        seed_sentences=0, sizes=(2, 4, 8), random_seeds=(0,), round_epochs=2
+    )
+    work = tmp_path / "work"
+    metrics = run_active_learning(trained_tiny, train, dev, work, settings)
+    assert metrics["n_pool"] == 12 and metrics["base_seconds"] == 0.0
+    assert not (work / "base").exists()
+    nlp = spacy.load(trained_tiny)
+    assert metrics["recipe"] == asdict(Recipe.of(nlp.config))
+    untouched = dev_f1(nlp, load_gold_docs(dev, nlp.vocab))
+    for chain in metrics["chains"]:
+        assert chain["added"] == [0, 2, 4, 8]
+        assert chain["dev_f1"][0] == pytest.approx(untouched)
+
+
+def test_a_trained_pipeline_takes_no_seed_set(trained_tiny, tmp_path):
+    train = _write_corpus(tmp_path / "train.spacy", 4)
+    settings = ActiveLearningSettings(seed_sentences=5, sizes=(2,))
+    with pytest.raises(BertNERError, match="no seed set"):
+        run_active_learning(trained_tiny, train, train, tmp_path / "w", settings)
+
+
+@pytest.mark.parametrize("sizes", [(), (0, 5), (5, 5), (10, 5)])
+def test_sizes_must_rise_from_above_zero(sizes):
+    with pytest.raises(BertNERError, match="sizes must rise"):
+        ActiveLearningSettings(sizes=sizes)
