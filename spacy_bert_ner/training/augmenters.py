@@ -1,5 +1,5 @@
-"""Augmenters for `spacy.Corpus.v1` and `spacy_bert_ner.SentenceRuns.v1`: case variants, and
-mention replacement.
+"""Augmenters for `spacy.Corpus.v1` and `spacy_bert_ner.SentenceRuns.v1`: case variants,
+mention replacement and entity masking.
 
 Case augmentation: train on some texts in lower, upper or title case.
 
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Corpus, Example
 from spacy.util import registry
 
@@ -99,7 +99,37 @@ def create_mention_replacement(path: Path | None, probability: float = 0.3) -> A
     def augment(nlp: Language, example: Example) -> Iterator[Example]:
         if not pools:
             pools.update(mention_pools(Corpus(path)(nlp)))
-        yield replaced_mentions(nlp, example, pools, probability)
+
+        def other_mention(ent: Span) -> tuple[str, ...] | None:
+            pool = pools.get(ent.label_, [])
+            return random.choice(pool) if pool and random.random() < probability else None
+
+        yield replaced_mentions(nlp, example, other_mention)
+
+    return augment
+
+
+@registry.augmenters("spacy_bert_ner.entity_masking.v1")
+def create_entity_masking(probability: float = 0.1, mask: str = "[MASK]") -> Augmenter:
+    """An augmenter that replaces, with `probability` each, every word of an example's
+    entities by `mask` (BERT's mask token, which its tokenizer reads as that one piece),
+    keeping the entity and its label: entity masking, after Peng et al. (2020, "Learning from
+    Context or Names? An Empirical Study on Neural Relation Extraction"). With the name
+    hidden, only the context can tell the model that an entity is there and of which type,
+    which is all it has for a name it never saw. The masks never occur at inference.
+    """
+    if not 0.0 <= probability <= 1.0:
+        raise BertNERError(
+            f"spacy_bert_ner.entity_masking.v1: probability must be in 0..1, got {probability}"
+        )
+    if not mask or mask.split() != [mask]:
+        raise BertNERError(f"spacy_bert_ner.entity_masking.v1: mask must be one word, got {mask!r}")
+
+    def masked(ent: Span) -> tuple[str, ...] | None:
+        return (mask,) * len(ent) if random.random() < probability else None
+
+    def augment(nlp: Language, example: Example) -> Iterator[Example]:
+        yield replaced_mentions(nlp, example, masked)
 
     return augment
 
@@ -117,10 +147,11 @@ def mention_pools(examples: Iterable[Example]) -> dict[str, list[tuple[str, ...]
 
 
 def replaced_mentions(
-    nlp: Language, example: Example, pools: dict[str, list[tuple[str, ...]]], probability: float
+    nlp: Language, example: Example, replacement: Callable[[Span], tuple[str, ...] | None]
 ) -> Example:
-    """`example` with each entity replaced, with `probability`, by a random mention of its
-    type from `pools`; the example itself when none is drawn."""
+    """`example` with each entity's words replaced by what `replacement` gives for it (None:
+    kept), the entity and its label kept over the new words; the example itself when nothing
+    changed."""
     ref = example.reference
     words: list[str] = []
     spaces: list[bool] = []
@@ -130,12 +161,8 @@ def replaced_mentions(
     position = 0
     for ent in ref.ents:
         _keep(ref, position, ent.start, words, spaces, tags, starts)
-        pool = pools.get(ent.label_, [])
-        if pool and random.random() < probability:
-            mention = random.choice(pool)
-            changed = changed or mention != tuple(t.text for t in ent)
-        else:
-            mention = tuple(t.text for t in ent)
+        mention = replacement(ent) or tuple(t.text for t in ent)
+        changed = changed or mention != tuple(t.text for t in ent)
         words += mention
         spaces += [True] * (len(mention) - 1) + [bool(ent[-1].whitespace_)]
         tags += [f"B-{ent.label_}"] + [f"I-{ent.label_}"] * (len(mention) - 1)

@@ -1,4 +1,5 @@
-"""Case augmentation: the changed copies keep their annotations, at the asked-for rates."""
+"""Case variants, mention replacement and entity masking: the changed copies keep their
+annotations, at the asked-for rates."""
 
 import random
 
@@ -9,7 +10,11 @@ from spacy.training import Example
 from spacy.util import registry
 
 from spacy_bert_ner.errors import BertNERError
-from spacy_bert_ner.training.augmenters import create_case_augmenter, create_mention_replacement
+from spacy_bert_ner.training.augmenters import (
+    create_case_augmenter,
+    create_entity_masking,
+    create_mention_replacement,
+)
 
 WORDS = ["Angela", "Merkel", "visited", "Paris", ".", "She", "left", "."]
 ENTS = ["B-PER", "I-PER", "O", "B-LOC", "O", "O", "O", "O"]
@@ -142,3 +147,42 @@ def test_mention_replacement_is_registered_for_configs(tmp_path):
     config = {"corpus": {**reader, "augmenter": augmenter}}
     (run,) = registry.resolve(config)["corpus"](nlp)
     assert [e.text for e in run.reference.ents] == ["Ada Lovelace", "New York"]
+
+
+def test_entity_masking_hides_the_names_and_keeps_entities_context_and_sentences():
+    nlp = spacy.blank("en")
+    (masked,) = create_entity_masking(probability=1.0)(nlp, example(nlp))
+    words = ["[MASK]", "[MASK]", "visited", "[MASK]", ".", "She", "left", "."]
+    assert [t.text for t in masked.reference] == words == [t.text for t in masked.predicted]
+    assert [(e.start, e.end, e.label_) for e in masked.reference.ents] == [
+        (0, 2, "PER"),
+        (3, 4, "LOC"),
+    ]
+    assert [t.is_sent_start for t in masked.reference] == STARTS
+
+
+def test_entity_masking_comes_at_its_rate_per_entity():
+    nlp = spacy.blank("en")
+    original = example(nlp)
+    assert next(create_entity_masking(probability=0.0)(nlp, original)) is original
+    augment = create_entity_masking(probability=0.25, mask="<mask>")
+    random.seed(0)
+    changed = [next(augment(nlp, example(nlp))).reference for _ in range(2000)]
+    firsts = [doc[0].text for doc in changed]
+    assert firsts.count("<mask>") / len(firsts) == pytest.approx(0.25, abs=0.03)
+    both = sum(doc[0].text == doc[3].text == "<mask>" for doc in changed)
+    assert both / len(changed) == pytest.approx(0.25**2, abs=0.02)  # each entity drawn alone
+
+
+@pytest.mark.parametrize(("probability", "mask"), [(1.5, "[MASK]"), (0.1, ""), (0.1, "two words")])
+def test_entity_masking_refusals(probability, mask):
+    with pytest.raises(BertNERError, match="entity_masking.v1"):
+        create_entity_masking(probability=probability, mask=mask)
+
+
+def test_entity_masking_is_registered_for_configs():
+    augmenter = {"@augmenters": "spacy_bert_ner.entity_masking.v1", "probability": 1.0}
+    augment = registry.resolve({"augmenter": augmenter})["augmenter"]
+    nlp = spacy.blank("en")
+    (masked,) = augment(nlp, example(nlp))
+    assert masked.reference[0].text == "[MASK]"
