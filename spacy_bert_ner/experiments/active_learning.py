@@ -205,6 +205,7 @@ def run_active_learning(
     metrics = {
         "settings": asdict(settings),
         "source": str(source),
+        "scored_on": str(dev),
         "recipe": asdict(Recipe.of(nlp.config)),
         "n_pool": len(pool),
         "n_dev_docs": len(dev_docs),
@@ -298,7 +299,7 @@ def plot_active_learning(metrics: dict[str, Any], path: Path) -> Path:
         seed_set = metrics["settings"]["seed_sentences"]
         beyond = f" beyond the {seed_set} seed" if seed_set else ""
         ax.set_xlabel(f"sentences labelled{beyond}")
-        ax.set_ylabel("dev F1 (%, conlleval)")
+        ax.set_ylabel(f"F1 on {Path(metrics['scored_on']).name} (%, conlleval)")
         ax.set_title("Active learning, gold as the annotator")
         ax.legend(frameon=False, fontsize=8)
     return path

@@ -151,6 +151,7 @@ def test_a_trained_pipeline_is_the_base_model_and_the_whole_corpus_the_pool(trai
     work = tmp_path / "work"
     metrics = run_active_learning(trained_tiny, train, dev, work, settings)
     assert metrics["n_pool"] == 12 and metrics["base_seconds"] == 0.0
+    assert metrics["scored_on"] == str(dev)
     assert not (work / "base").exists()
     nlp = spacy.load(trained_tiny)
     assert metrics["recipe"] == asdict(Recipe.of(nlp.config))
