@@ -24,8 +24,10 @@ feature calibrator is fitted on dev too, and on the entities it was fitted on it
 than on new ones (it has learnt their errors), so the thresholds came out too low: in half-splits
 of CoNLL-2003 dev, MISC fell below the target in 12% of splits. `cross_fitted_scores` scores
 each document with a calibrator fitted without it (cross-fitting by document); the thresholds
-are tested on those, and applied to the calibrator fitted on all of dev, which differs from
-each fold's by a fifth of the data (an approximation the half-splits check measures).
+are tested on those, and applied to the calibrator fitted on all of dev. That is not exact
+either (each fold's calibrator saw the other folds, and the one saved saw all of dev): like
+cross-conformal prediction it approximates a test on fresh data, and `benchmarks.guarantee_splits`
+measures how well.
 
 What this does not cover: the guarantee is for data exchangeable with dev (drawn the same way,
 as a random half of it is). On shifted text (another domain, another time, another annotation
