@@ -24,7 +24,7 @@ from ..pipeline.spans import DecodedDoc
 from ..posteriors import posteriors
 from .drift import reference_of
 from .estimate import missed_starts
-from .guarantee import guaranteed_thresholds
+from .guarantee import cross_fitted_scores, guaranteed_thresholds
 
 
 class Decoded(Protocol):
@@ -73,14 +73,6 @@ def feature_rows(
     return np.concatenate(rows) if rows else np.zeros((0, 0))
 
 
-def fit_features(
-    pipe: BertNER, decoded: Decoded, temperature: float, mentions: TrainingMentions
-) -> FeatureCalibrator:
-    """The feature calibrator fitted to whether each decoded entity is right."""
-    rows = feature_rows(pipe, decoded, temperature, mentions)
-    return fit_calibrator(rows, decoded.correct, pipe.labels, use_unseen=bool(mentions))
-
-
 def feature_scores(
     pipe: BertNER,
     decoded: Decoded,
@@ -127,37 +119,53 @@ def fit_on_dev(
     what was fitted."""
     fitted: dict[str, Any] = {}
     labels = [label for doc in decoded.spans for *_, label in doc]
+    documents = np.array([i for i, doc in enumerate(decoded.spans) for _ in doc])
     if features and not labels:
         # A model barely trained decodes nothing; a fit on no entities has no weights.
         msg.warn(f"{pipe.name}: no entity decoded on dev; no feature calibrator fitted, the "
                  "temperature alone calibrates")  # fmt: skip
         features = False
+    certified_on = None  # the scores the thresholds are tested on
     if features:
-        if not pipe.mentions:
-            msg.warn(f"{pipe.name}: no training mentions (pass --train CORPUS); the calibrator "
-                     "cannot tell seen from unseen entities")  # fmt: skip
-        calibrator = fit_features(pipe, decoded, pipe.cfg["temperature"], pipe.mentions)
-        pipe.cfg["calibrator"] = calibrator.to_cfg()
-        scores = span_scores(pipe, decoded)
-        pipe.cfg["calibrator"]["missed_per_wrong"] = missed_per_wrong(pipe, decoded, scores)
-        reference = reference_of(scores, pipe.labels, np.asarray(labels))
-        pipe.cfg["calibrator"]["reference"] = reference
+        rows, use_unseen = _fit_calibrator(pipe, decoded, labels)
         fitted["calibrator"] = pipe.cfg["calibrator"]
-        loss = entity_log_loss(scores, decoded.correct)
-        msg.good(f"{pipe.name}: feature calibrator fitted, dev entity log loss {loss:.4f}")
+        if target_precision is not None:
+            certified_on = cross_fitted_scores(
+                rows, decoded.correct, documents, pipe.labels, use_unseen
+            )
+    elif labels and target_precision is not None:
+        # Nothing but one number (the temperature) was fitted on dev's entities: their
+        # span probabilities are tested as they are.
+        certified_on = span_scores(pipe, decoded)
     if target_precision is not None:
-        documents = np.array([i for i, doc in enumerate(decoded.spans) for _ in doc])
         chosen: dict[str, float | None] = dict.fromkeys(pipe.labels)  # nothing decoded: none
-        if labels:
-            chosen = guaranteed_thresholds(
-                span_scores(pipe, decoded), decoded.correct, pipe.labels, labels,
-                target_precision, risk, documents,
-            )  # fmt: skip
+        if certified_on is not None:
+            chosen = guaranteed_thresholds(certified_on, decoded.correct, pipe.labels, labels,
+                                           target_precision, risk, documents)  # fmt: skip
         pipe.cfg["guaranteed_thresholds"] = fitted["guaranteed_thresholds"] = chosen
         shown = ", ".join(f"{k} {'none' if t is None else t}" for k, t in chosen.items())
         msg.good(f"{pipe.name}: thresholds for precision >= {target_precision} "
                  f"(risk {risk}): {shown}")  # fmt: skip
     return fitted
+
+
+def _fit_calibrator(pipe: BertNER, decoded: Decoded, labels: list[str]) -> tuple[np.ndarray, bool]:
+    """Fit the feature calibrator on all of dev and set it, with what `estimate` and the
+    drift score read of dev, in `pipe`'s cfg; the feature rows and whether they tell seen
+    from unseen entities."""
+    if not pipe.mentions:
+        msg.warn(f"{pipe.name}: no training mentions (pass --train CORPUS); the calibrator "
+                 "cannot tell seen from unseen entities")  # fmt: skip
+    rows = feature_rows(pipe, decoded, pipe.cfg["temperature"], pipe.mentions)
+    use_unseen = bool(pipe.mentions)
+    calibrator = fit_calibrator(rows, decoded.correct, pipe.labels, use_unseen)
+    pipe.cfg["calibrator"] = calibrator.to_cfg()
+    scores = calibrator.scores(rows)
+    pipe.cfg["calibrator"]["missed_per_wrong"] = missed_per_wrong(pipe, decoded, scores)
+    pipe.cfg["calibrator"]["reference"] = reference_of(scores, pipe.labels, np.asarray(labels))
+    loss = entity_log_loss(scores, decoded.correct)
+    msg.good(f"{pipe.name}: feature calibrator fitted, dev entity log loss {loss:.4f}")
+    return rows, use_unseen
 
 
 def entity_log_loss(probs: np.ndarray, correct: np.ndarray) -> float:

@@ -86,6 +86,21 @@ def test_temperature_method_fits_no_calibrator(trained_tiny, gold, tmp_path):
     assert pipe.cfg["calibrator"] is None and pipe.cfg["temperature"] != 1.0
 
 
+def test_temperature_method_certifies_thresholds_on_its_span_probabilities(
+    trained_tiny, gold, tmp_path
+):
+    out = tmp_path / "t"
+    result = CliRunner().invoke(app, [
+        "calibrate", str(trained_tiny), str(gold), str(out), "--method", "temperature",
+        "--target-precision", "0.6", "--risk", "0.2",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    pipe = spacy.load(out).get_pipe("bert_ner")
+    assert pipe.cfg["calibrator"] is None
+    chosen = pipe.cfg["guaranteed_thresholds"]
+    assert set(chosen) == {"LOC", "PER"} and any(t is not None for t in chosen.values())
+
+
 def test_no_entity_decoded_on_dev_fits_no_calibrator(trained_tiny):
     """A model that decodes nothing on dev (barely trained) keeps its temperature alone: a
     fit on no entities has no weights, and NaN weights made an unreadable cfg."""
