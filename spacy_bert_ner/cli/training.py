@@ -249,6 +249,12 @@ def teacher_distributions(
     )
 
 
+RETENTION_HELP = (
+    "Old-domain text (e.g. the pipeline's dev set) whose entity F1 model-best and the threshold "
+    "must keep within --max-forgetting (default: no such check)"
+)
+
+
 @app.command()
 def adapt(
     model: str = typer.Argument(..., help="Trained pipeline directory or installed package name"),
@@ -272,6 +278,9 @@ def adapt(
     choose_threshold: bool = typer.Option(
         True, "--choose-threshold/--no-threshold", help="Set the entity threshold best on dev"
     ),
+    retention: Path = typer.Option(None, "--retention", help=RETENTION_HELP),
+    retention_words: int = typer.Option(20000, "--retention-words", help="Its words to score"),
+    max_forgetting: float = typer.Option(1.0, "--max-forgetting", help="F1 points it may lose"),
     label_map: list[str] = typer.Option(
         [], "--label-map", help="FROM=TO: read the data's label FROM as TO (repeatable)"
     ),
@@ -282,8 +291,8 @@ def adapt(
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
 ) -> None:
     """Fine-tune a trained pipeline on your own documents, rehearsing its old domain; keep the
-    checkpoint best on an in-domain dev set, calibrated on it, with the entity threshold best
-    there."""
+    checkpoint best on an in-domain dev set among those that kept the old domain, calibrated
+    on it, with the entity threshold best there."""
     from ..errors import BertNERError
     from ..labelling.adapt import AdaptSettings, adapt_pipeline
 
@@ -297,9 +306,13 @@ def adapt(
         learn_rate=learn_rate,
         rehearse_ratio=rehearse_ratio,
         choose_threshold=choose_threshold,
+        max_forgetting=max_forgetting,
+        retention_words=retention_words,
         label_map=dict(pairs),
         new_labels=new_labels,
         seed=seed,
         gpu_id=gpu_id,
     )
-    adapt_pipeline(model, train, output, dev=dev, rehearse=rehearse, settings=settings)
+    adapt_pipeline(
+        model, train, output, dev=dev, rehearse=rehearse, settings=settings, retention=retention
+    )

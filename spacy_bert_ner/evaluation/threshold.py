@@ -29,9 +29,10 @@ def threshold_curve(
     model: str, data_path: Path, n_thresholds: int = 21, gpu_id: int = -1
 ) -> dict[str, Any]:
     """P/R/F at `n_thresholds` thresholds evenly spaced over 0-1 (as `spacy find-threshold`
-    tries them), the best one by F1 and the F1 at 0."""
+    tries them), the best one by F1, the F1 at 0 and the pipeline's own threshold."""
     nlp = load_pipeline(model, gpu_id)
     _, pipe = single_bert_ner_pipe(nlp, model)
+    own_threshold = pipe.cfg["threshold"]
     pipe.cfg["threshold"] = 0.0
     gold_docs = load_gold_docs(Path(data_path), nlp.vocab)
     if not gold_docs:
@@ -59,6 +60,7 @@ def threshold_curve(
         "model": str(model),
         "data_path": str(data_path),
         "gold_entities": len(gold),
+        "threshold": own_threshold,
         "curve": rows,
         "best": best,
         "at_zero": rows[0],

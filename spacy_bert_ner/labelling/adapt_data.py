@@ -114,7 +114,7 @@ def split_dev(
     """(train, dev): `docs` cut into runs of consecutive sentences of at most `max_words`
     words (so both sides keep sentence context), `share` of the runs drawn for dev with
     `seed`. Refused when there are fewer than two runs to share out."""
-    runs = [doc[start:end].as_doc() for doc in docs for start, end in sentence_runs(doc, max_words)]
+    runs = cut_runs(docs, max_words)
     if len(runs) < 2:
         raise BertNERError(
             f"TRAIN {path}: too small to cut a dev split from ({len(runs)} run of sentences); "
@@ -127,3 +127,23 @@ def split_dev(
     train = [run for i, run in enumerate(runs) if i not in dev_ids]
     dev = [run for i, run in enumerate(runs) if i in dev_ids]
     return train, dev
+
+
+def sample_runs(docs: Sequence[Doc], words: int, seed: int, max_words: int = 100) -> list[Doc]:
+    """Runs of sentences of `docs` (cut as `split_dev` cuts them) drawn with `seed` until
+    they hold `words` words, or all of them."""
+    runs = cut_runs(docs, max_words)
+    random.Random(seed).shuffle(runs)
+    drawn: list[Doc] = []
+    total = 0
+    for run in runs:
+        if total >= words:
+            break
+        drawn.append(run)
+        total += len(run)
+    return drawn
+
+
+def cut_runs(docs: Sequence[Doc], max_words: int) -> list[Doc]:
+    """`docs` as runs of consecutive whole sentences of at most `max_words` words."""
+    return [doc[start:end].as_doc() for doc in docs for start, end in sentence_runs(doc, max_words)]

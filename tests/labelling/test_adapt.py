@@ -11,7 +11,12 @@ from typer.testing import CliRunner
 
 from spacy_bert_ner.cli import app
 from spacy_bert_ner.errors import BertNERError
-from spacy_bert_ner.labelling.adapt_data import plan_labels, relabelled, split_dev
+from spacy_bert_ner.labelling.adapt_data import (
+    plan_labels,
+    relabelled,
+    sample_runs,
+    split_dev,
+)
 
 from ..conftest import OLD_ROWS, examples_of
 
@@ -42,7 +47,8 @@ def test_a_whole_run_adds_the_new_type_and_writes_a_calibrated_pipeline(
 ) -> None:
     train, output = write_conll(tmp_path / "FIN.txt"), tmp_path / "out" / "adapted"
     args = ["adapt", str(trained_tiny), str(train), str(output), "--rehearse", str(old_corpus),
-            "--max-steps", "4", "--eval-frequency", "2"]  # fmt: skip
+            "--retention", str(old_corpus), "--max-steps", "4",
+            "--eval-frequency", "2"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     pipe = spacy.load(output).get_pipe("bert_ner")
@@ -60,6 +66,13 @@ def test_a_whole_run_adds_the_new_type_and_writes_a_calibrated_pipeline(
     assert summary["n_train_docs"] >= summary["n_dev_docs"] > 0
     assert summary["dev"] == "20% of TRAIN" and "ents_f" in summary["dev_scores"]
     assert summary["settings"]["max_steps"] == 4 and summary["train_seconds"] > 0
+    # Checkpoints were ranked with the old domain's text (--retention) scored apart.
+    retention = summary["retention"]
+    assert retention["words"] > 0 and retention["max_forgetting"] == 1.0
+    assert summary["dev_scores"]["retention_f"] == retention["best_f"]
+    assert "guarded_ents_f" in summary["dev_scores"]
+    # ... and the threshold was chosen among those that keep it too.
+    assert 0.0 <= summary["threshold"]["old_domain_floor"] <= 1.0
     # The threshold best on the dev split is in the saved config, so a load applies it.
     assert 0.0 <= summary["threshold"]["threshold"] == pipe.cfg["threshold"] <= 1.0
     assert summary["threshold"]["dev_f1"] >= summary["threshold"]["dev_f1_at_0"]
@@ -106,6 +119,10 @@ REFUSALS = {
                               "TRAIN {train}: labels 'my label' cannot be entity types"),
     "missing dev": (write_conll, ["--dev", "{tmp}/nope.txt"], "--dev {tmp}/nope.txt: not found"),
     "bad label map": (write_conll, ["--label-map", "per"], "--label-map: give FROM=TO pairs"),
+    "missing retention text": (write_conll, ["--retention", "{tmp}/nope.spacy"],
+                               "--retention {tmp}/nope.spacy: not found"),
+    "negative forgetting": (write_conll, ["--max-forgetting", "-1"],
+                            "--max-forgetting and --retention-words must not be negative"),
 }  # fmt: skip
 
 
@@ -125,6 +142,17 @@ def test_refusals_are_one_line_and_write_nothing(
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and expected.format(train=train, tmp=inputs) in lines[0], lines
     assert not output.parent.exists()
+
+
+def test_old_domain_text_is_sampled_in_seeded_whole_runs() -> None:
+    nlp = spacy.blank("en")
+    docs = [
+        Doc(nlp.vocab, words=[f"w{i}"] * 10, sent_starts=[True] + [False] * 9) for i in range(20)
+    ]
+    drawn = sample_runs(docs, words=25, seed=0)
+    assert [len(doc) for doc in drawn] == [10, 10, 10]  # whole runs until 25 words
+    assert [doc.text for doc in drawn] == [doc.text for doc in sample_runs(docs, 25, seed=0)]
+    assert len(sample_runs(docs, words=1000, seed=0)) == 20  # all there is
 
 
 def test_labels_map_by_option_then_by_name_then_by_case() -> None:
